@@ -70,7 +70,8 @@ struct FieldBinding {
 
 struct MessageBinding {
   std::string full_name;              // fully qualified, e.g. "ArrowRecord.readings"
-  std::vector<FieldBinding> fields;   // one per Arrow child, in Arrow order
+  // One per Arrow child, sorted by field number: the order the encoder writes them in.
+  std::vector<FieldBinding> fields;
 };
 
 // Binds `schema` to `descriptor` by column name at every depth. Errors (Conversion kind) before
