@@ -36,6 +36,29 @@ arrow::Result<DescriptorProto> DescriptorFromArrowSchema(
 std::string DescriptorToProtoText(const DescriptorProto& descriptor);
 
 // ---------------------------------------------------------------------------------------------
+// The Delta table rows of a schema land in (type-mapping.md, third column). Zerobus does not
+// create tables, so users create this one first; the emulator can be given it as a declaration.
+
+struct DeltaColumn {
+  std::string name;
+  std::string type_text;  // Unity Catalog type text: "bigint", "array<string>", "decimal(8,2)"
+  bool nullable = true;
+};
+
+// One column per top-level field. Fails like DescriptorFromArrowSchema, and for decimals with
+// a precision over 38 (Delta's maximum).
+arrow::Result<std::vector<DeltaColumn>> DeltaColumnsFromArrowSchema(const arrow::Schema& schema);
+
+// "CREATE TABLE catalog.schema.table (\n  id BIGINT NOT NULL,\n  ...\n)": the DDL to run in a
+// Databricks SQL editor before streaming.
+std::string CreateTableStatement(const std::string& table_name,
+                                 const std::vector<DeltaColumn>& columns);
+
+// {"columns": [{"name": ..., "type": ..., "nullable": ...}, ...]}: the emulator's table
+// declaration format (docs/emulator.md).
+std::string TableDeclarationJson(const std::vector<DeltaColumn>& columns);
+
+// ---------------------------------------------------------------------------------------------
 // Binding: which proto field each Arrow column (at every depth) is written to. The encoder is
 // planned from a binding; it is built either from a generated descriptor or a given one.
 
