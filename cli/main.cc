@@ -3,6 +3,7 @@
 //   encode FILE     encodes every row, reports rows, bytes, throughput and per-row failures
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -22,7 +23,8 @@ int Fail(const arrow::Status& status) {
   return 1;
 }
 
-int Describe(const std::string& path, const std::string& message_name) {
+int Describe(const std::string& path, const std::string& message_name,
+             const std::string& table_name, const std::string& declaration_out) {
   auto reader = arrow_zerobus::cli::OpenInputFile(path);
   if (!reader.ok()) return Fail(reader.status());
   const auto schema = (*reader)->schema();
@@ -33,6 +35,15 @@ int Describe(const std::string& path, const std::string& message_name) {
   std::cout << "# Arrow schema of " << path << "\n" << schema->ToString() << "\n\n"
             << "# Protobuf descriptor sent to Zerobus\n"
             << arrow_zerobus::DescriptorToProtoText(*descriptor);
+  auto columns = arrow_zerobus::DeltaColumnsFromArrowSchema(*schema);
+  if (!columns.ok()) return Fail(columns.status());
+  std::cout << "\n# The Delta table the rows land in (create it before streaming)\n"
+            << arrow_zerobus::CreateTableStatement(table_name, *columns) << ";\n";
+  if (!declaration_out.empty()) {
+    std::ofstream out(declaration_out);
+    out << arrow_zerobus::TableDeclarationJson(*columns) << "\n";
+    if (!out) return Fail(arrow::Status::IOError("cannot write '", declaration_out, "'"));
+  }
   return 0;
 }
 
@@ -84,12 +95,16 @@ int Encode(const std::string& path, int repeat, int max_errors) {
 int main(int argc, char** argv) {
   CLI::App app{"zerobus-arrow: Arrow data to Databricks Zerobus Ingest"};
   app.require_subcommand(1);
-  std::string path, message_name = "ArrowRecord";
+  std::string path, message_name = "ArrowRecord", table_name = "main.default.arrow_rows";
+  std::string declaration_out;
   int repeat = 1, max_errors = 20;
 
   auto* describe = app.add_subcommand("describe", "Show the protobuf descriptor for a file's rows");
   describe->add_option("file", path, "Parquet or Arrow IPC file")->required();
   describe->add_option("--message-name", message_name, "Name of the root message");
+  describe->add_option("--table", table_name, "Table name for the CREATE TABLE statement");
+  describe->add_option("--declaration-out", declaration_out,
+                       "Write the table as an emulator declaration (JSON) to this file");
 
   auto* encode = app.add_subcommand("encode", "Encode a file's rows and report throughput");
   encode->add_option("file", path, "Parquet or Arrow IPC file")->required();
@@ -97,7 +112,7 @@ int main(int argc, char** argv) {
   encode->add_option("--max-errors", max_errors, "Row errors to print");
 
   CLI11_PARSE(app, argc, argv);
-  if (describe->parsed()) return Describe(path, message_name);
+  if (describe->parsed()) return Describe(path, message_name, table_name, declaration_out);
   if (encode->parsed()) return Encode(path, repeat, max_errors);
   return 2;
 }
