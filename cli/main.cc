@@ -56,14 +56,14 @@ int Encode(const std::string& path, int repeat, int max_errors) {
   if (!encoder.ok()) return Fail(encoder.status());
   arrow::TableBatchReader batches(**table);
   batches.set_chunksize(64 * 1024);
-  std::vector<std::shared_ptr<arrow::RecordBatch>> all;
-  if (auto st = batches.ReadAll(&all); !st.ok()) return Fail(st);
+  auto all = batches.ToRecordBatches();
+  if (!all.ok()) return Fail(all.status());
 
   int64_t rows = 0, records = 0, bytes = 0, failed = 0, chunks = 0, shown = 0;
   const auto start = std::chrono::steady_clock::now();
   for (int r = 0; r < repeat; ++r) {
     int64_t base = 0;
-    for (const auto& batch : all) {
+    for (const auto& batch : *all) {
       auto encoded = (*encoder)->Encode(*batch);
       if (!encoded.ok()) return Fail(encoded.status());
       rows += batch->num_rows();
