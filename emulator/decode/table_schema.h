@@ -49,6 +49,12 @@ arrow::Result<std::shared_ptr<arrow::Schema>> SchemaFromDeclaration(std::string_
 // Checks that `schema` uses only the types above (INVALID_ARGUMENT naming the column if not).
 arrow::Status ValidateTableSchema(const arrow::Schema& schema);
 
+// The canonical table form of an Arrow schema: large/view strings -> utf8, date64 -> date32,
+// any timestamp -> timestamp[us] (with tz -> "UTC"), decimals (p <= 38) -> decimal128, list
+// element named "element", map value named "value". Other types: INVALID_ARGUMENT naming the
+// column. Declare() applies this to the schemas it is given.
+arrow::Result<std::shared_ptr<arrow::Schema>> NormalizeTableSchema(const arrow::Schema& schema);
+
 // The table schema a stream creates when it writes to an unknown table (non-strict mode):
 //   int32/sint32/sfixed32 -> int32; int64/sint64/sfixed64/uint32/fixed32/uint64/fixed64 -> int64;
 //   float -> float32; double -> float64; bool; string -> utf8; bytes -> binary;
@@ -65,18 +71,20 @@ arrow::Result<std::shared_ptr<arrow::Schema>> SchemaFromDescriptor(const Descrip
 //
 //   column type            accepted proto field types
 //   boolean                bool
-//   tinyint/smallint/int   int32, sint32, sfixed32, enum (number; range-checked per value)
-//   bigint                 any integer type (uint64/fixed64 range-checked per value), enum
+//   tinyint/smallint/int/  any integer type (int32, int64, uint32, uint64, sint32, sint64,
+//   bigint                 fixed32, fixed64, sfixed32, sfixed64) or enum (its number); values
+//                          are range-checked per record
 //   float                  float
 //   double                 float, double
 //   string                 string, enum (value name)
-//   binary                 bytes (string also accepted)
-//   date                   int32 family (days since epoch)
-//   timestamp(_ntz)        int64 family (microseconds since epoch)
+//   binary                 bytes, string
+//   date                   any integer type (days since 1970-01-01)
+//   timestamp(_ntz)        any integer type (microseconds since epoch)
 //   decimal(p,s)           string (decimal text, e.g. "-123.45")
-//   array<T>               repeated field of a type accepted for T (not packed-only: both ok)
+//   array<T>               repeated field of a type accepted for T (packed or not)
 //   struct                 message, recursively
-//   map<K,V>               repeated map-entry message {key = 1; value = 2}
+//   map<K,V>               repeated map-entry message {key = 1; value = 2} (map keys may be
+//                          optional or required; values follow the nullability rule)
 arrow::Status CheckDescriptorAgainstSchema(const DescriptorProto& descriptor,
                                            const arrow::Schema& schema);
 
