@@ -1,0 +1,73 @@
+// Protobuf wire-format primitives used by the encoder's hot loops. Header-only so they inline.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+
+namespace arrow_zerobus::encode_internal {
+
+enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
+
+// Bytes of the base-128 varint of v: 1 + floor(log2(v) / 7), computed without a loop.
+inline int64_t VarintSize(uint64_t v) {
+  const int bits = 64 - std::countl_zero(v | 1);
+  return (bits * 9 + 64) / 64;
+}
+
+inline uint8_t* WriteVarint(uint8_t* out, uint64_t v) {
+  while (v >= 0x80) {
+    *out++ = static_cast<uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *out++ = static_cast<uint8_t>(v);
+  return out;
+}
+
+inline uint64_t ZigZag64(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+
+inline uint8_t* WriteFixed32(uint8_t* out, uint32_t v) {
+  std::memcpy(out, &v, 4);  // protobuf is little-endian, like every target we build for
+  return out + 4;
+}
+
+inline uint8_t* WriteFixed64(uint8_t* out, uint64_t v) {
+  std::memcpy(out, &v, 8);
+  return out + 8;
+}
+
+// A field key (number << 3 | wire type) pre-encoded at plan time. len 0 means "no key": the
+// elements of a packed repeated field.
+struct Tag {
+  uint64_t bytes = 0;  // the varint bytes, first byte lowest
+  int32_t len = 0;
+
+  static Tag Make(int32_t number, WireType wire) {
+    Tag tag;
+    uint8_t buf[10];
+    const uint8_t* end = WriteVarint(buf, (static_cast<uint64_t>(number) << 3) | wire);
+    tag.len = static_cast<int32_t>(end - buf);
+    std::memcpy(&tag.bytes, buf, static_cast<size_t>(tag.len));
+    return tag;
+  }
+  static Tag None() { return Tag(); }
+
+  uint8_t* Write(uint8_t* out) const {
+    // Field numbers up to 15 (one byte) and 2047 (two) are the common cases.
+    if (len == 1) {
+      *out = static_cast<uint8_t>(bytes);
+      return out + 1;
+    }
+    if (len == 2) {
+      const uint16_t two = static_cast<uint16_t>(bytes);
+      std::memcpy(out, &two, 2);
+      return out + 2;
+    }
+    for (int32_t i = 0; i < len; ++i) out[i] = static_cast<uint8_t>(bytes >> (8 * i));
+    return out + len;
+  }
+};
+
+}  // namespace arrow_zerobus::encode_internal
