@@ -1,0 +1,374 @@
+// OAuth client credentials for Zerobus (protocol doc section 3) and the headers providers.
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "arrow_zerobus/auth.h"
+#include "arrow_zerobus/errors.h"
+#include "auth/http_internal.h"
+#include "auth/sha256_internal.h"
+#include "transport/channel_internal.h"
+#include "transport/endpoint_internal.h"
+
+namespace arrow_zerobus {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// One cached token, shared by every source with the same key.
+struct CacheEntry {
+  std::mutex fetch_mu;  // one fetch at a time per key
+  std::mutex mu;        // guards the fields below
+  std::string token;
+  Clock::time_point refresh_at;
+  Clock::time_point expires_at;
+};
+
+std::mutex g_cache_mu;
+std::map<std::string, std::shared_ptr<CacheEntry>>& Cache() {
+  static auto* cache = new std::map<std::string, std::shared_ptr<CacheEntry>>();
+  return *cache;
+}
+
+std::string LowerAscii(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::vector<std::string> SplitDots(const std::string& name) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = name.find('.', start);
+    parts.push_back(name.substr(start, dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return parts;
+}
+
+// The OAuth error of a 4xx/5xx answer, without echoing anything else the server sent.
+std::string OAuthErrorText(const std::string& body) {
+  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return "";
+  std::string out;
+  if (j.contains("error") && j["error"].is_string()) out = j["error"].get<std::string>();
+  if (j.contains("error_description") && j["error_description"].is_string()) {
+    std::string d = j["error_description"].get<std::string>();
+    if (d.size() > 200) d = d.substr(0, 200) + "...";
+    out += out.empty() ? d : ": " + d;
+  }
+  return out;
+}
+
+class StaticHeadersProvider : public HeadersProvider {
+ public:
+  explicit StaticHeadersProvider(Headers headers) : headers_(std::move(headers)) {}
+  arrow::Result<Headers> GetHeaders() override { return headers_; }
+
+ private:
+  const Headers headers_;
+};
+
+class OAuthHeadersProvider : public HeadersProvider {
+ public:
+  explicit OAuthHeadersProvider(std::shared_ptr<OAuthTokenSource> source)
+      : source_(std::move(source)) {}
+  arrow::Result<Headers> GetHeaders() override {
+    ARROW_ASSIGN_OR_RAISE(std::string token, source_->GetToken());
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      last_token_ = token;
+    }
+    return Headers{{"authorization", "Bearer " + token}};
+  }
+  void Invalidate() override {
+    std::string token;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      token = std::move(last_token_);
+      last_token_.clear();
+    }
+    // Only the token this provider handed out: another stream may already have a fresh one.
+    if (!token.empty()) source_->Invalidate(token);
+  }
+
+ private:
+  std::shared_ptr<OAuthTokenSource> source_;
+  std::mutex mu_;
+  std::string last_token_;
+};
+
+}  // namespace
+
+arrow::Status OAuthOptions::Validate() const {
+  if (unity_catalog_url.empty()) return ConfigurationError("unity_catalog_url is required for OAuth");
+  {
+    std::string_view url = unity_catalog_url;
+    if (!(url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0)) {
+      return ConfigurationError("unity_catalog_url '" + unity_catalog_url +
+                                "' must start with https:// (or http:// for a local server)");
+    }
+    const size_t host_start = url.find("://") + 3;
+    const size_t host_end = url.find_first_of("/?#", host_start);
+    if (host_end == host_start || host_start >= url.size()) {
+      return ConfigurationError("unity_catalog_url '" + unity_catalog_url + "' has no host");
+    }
+    for (char c : url) {
+      if (c <= ' ' || c == 0x7f) {
+        return ConfigurationError("unity_catalog_url '" + unity_catalog_url +
+                                  "' contains whitespace or control characters");
+      }
+    }
+  }
+  if (client_id.empty()) return ConfigurationError("client_id is required for OAuth");
+  if (client_secret.empty()) return ConfigurationError("client_secret is required for OAuth");
+  {
+    auto parts = SplitDots(table_name);
+    bool ok = parts.size() == 3;
+    for (const auto& p : parts) ok = ok && !p.empty();
+    if (!ok) {
+      return ConfigurationError("table_name '" + table_name +
+                                "' must be a three-part name catalog.schema.table");
+    }
+  }
+  if (workspace_id.empty()) {
+    return ConfigurationError("workspace_id is required (WorkspaceIdFromEndpoint(endpoint))");
+  }
+  if (refresh_margin.count() < 0) return ConfigurationError("refresh_margin must not be negative");
+  if (request_timeout.count() <= 0) return ConfigurationError("request_timeout must be positive");
+  if (max_attempts < 1) {
+    return ConfigurationError("max_attempts must be at least 1, got " + std::to_string(max_attempts));
+  }
+  if (retry_backoff.count() < 0) return ConfigurationError("retry_backoff must not be negative");
+  return arrow::Status::OK();
+}
+
+struct OAuthTokenSource::Impl {
+  OAuthOptions options;
+  std::string token_url;
+  std::string body;  // the form, the same for every fetch
+  std::shared_ptr<CacheEntry> entry;
+  std::atomic<int64_t> fetches{0};
+
+  struct Fetched {
+    std::string token;
+    std::chrono::seconds expires_in;
+  };
+
+  // One token endpoint call with retries for 5xx and network errors.
+  arrow::Result<Fetched> Fetch() {
+    internal::HttpRequest req;
+    req.url = token_url;
+    req.post = true;
+    req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
+                   {"Accept", "application/json"}};
+    req.body = body;
+    req.basic_user = options.client_id;
+    req.basic_password = options.client_secret;
+    req.timeout = options.request_timeout;
+    req.ca_file = options.ca_file;
+    req.user_agent = internal::UserAgent(options.application_name);
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    arrow::Status last;
+    for (int attempt = 1; attempt <= options.max_attempts; ++attempt) {
+      if (attempt > 1) {
+        const double base = static_cast<double>(options.retry_backoff.count()) *
+                            static_cast<double>(1 << std::min(attempt - 2, 10));
+        const double wait = base * std::uniform_real_distribution<double>(0.5, 1.0)(rng);
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(wait)));
+      }
+      auto resp = internal::HttpCall(req);
+      if (!resp.ok()) {
+        last = resp.status();
+        continue;
+      }
+      const long code = resp->status;
+      if (code >= 500 || code == 429) {
+        std::string why = OAuthErrorText(resp->body);
+        last = MakeError(ErrorKind::kTokenRefresh, true,
+                         "token endpoint " + token_url + " answered HTTP " + std::to_string(code) +
+                             (why.empty() ? "" : ": " + why));
+        continue;
+      }
+      if (code >= 400) {
+        std::string why = OAuthErrorText(resp->body);
+        return AuthenticationError("token endpoint " + token_url + " refused client '" +
+                                   options.client_id + "': HTTP " + std::to_string(code) +
+                                   (why.empty() ? "" : ": " + why));
+      }
+      if (code != 200) {
+        return AuthenticationError("token endpoint " + token_url + " answered HTTP " +
+                                   std::to_string(code) + " instead of 200");
+      }
+      auto j = nlohmann::json::parse(resp->body, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_object()) {
+        return AuthenticationError("token endpoint " + token_url + " answered with non-JSON");
+      }
+      if (!j.contains("access_token") || !j["access_token"].is_string() ||
+          j["access_token"].get<std::string>().empty()) {
+        return AuthenticationError("token endpoint " + token_url +
+                                   " answered without an access_token");
+      }
+      if (j.contains("token_type") && j["token_type"].is_string() &&
+          LowerAscii(j["token_type"].get<std::string>()) != "bearer") {
+        return AuthenticationError("token endpoint " + token_url + " answered token_type '" +
+                                   j["token_type"].get<std::string>() + "' instead of Bearer");
+      }
+      int64_t expires_in = 3600;
+      if (j.contains("expires_in")) {
+        const auto& e = j["expires_in"];
+        if (e.is_number()) {
+          expires_in = e.get<int64_t>();
+        } else if (e.is_string()) {
+          try {
+            expires_in = std::stoll(e.get<std::string>());
+          } catch (...) {
+            expires_in = -1;
+          }
+        }
+        if (expires_in <= 0) {
+          return AuthenticationError("token endpoint " + token_url +
+                                     " answered an invalid expires_in");
+        }
+      }
+      ++fetches;
+      return Fetched{j["access_token"].get<std::string>(), std::chrono::seconds(expires_in)};
+    }
+    return MakeError(ErrorKind::kTokenRefresh, true,
+                     "no token from " + token_url + " after " +
+                         std::to_string(options.max_attempts) + " attempts: " + last.message());
+  }
+};
+
+OAuthTokenSource::OAuthTokenSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+OAuthTokenSource::~OAuthTokenSource() = default;
+
+arrow::Result<std::shared_ptr<OAuthTokenSource>> OAuthTokenSource::Make(OAuthOptions options) {
+  ARROW_RETURN_NOT_OK(options.Validate());
+  auto impl = std::make_unique<Impl>();
+  std::string base = options.unity_catalog_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  impl->token_url = base + "/oidc/v1/token";
+  const auto parts = SplitDots(options.table_name);
+  const nlohmann::json details = nlohmann::json::array({
+      {{"type", "unity_catalog_privileges"},
+       {"privileges", {"USE CATALOG"}},
+       {"object_type", "CATALOG"},
+       {"object_full_path", parts[0]}},
+      {{"type", "unity_catalog_privileges"},
+       {"privileges", {"USE SCHEMA"}},
+       {"object_type", "SCHEMA"},
+       {"object_full_path", parts[0] + "." + parts[1]}},
+      {{"type", "unity_catalog_privileges"},
+       {"privileges", {"SELECT", "MODIFY"}},
+       {"object_type", "TABLE"},
+       {"object_full_path", options.table_name},
+       {"operations", {"zerobuswrite"}}},
+  });
+  impl->body = "grant_type=client_credentials&scope=all-apis&resource=" +
+               internal::FormEncode("api://databricks/workspaces/" + options.workspace_id +
+                                    "/zerobusDirectWriteApi") +
+               "&authorization_details=" + internal::FormEncode(details.dump());
+  const std::string key = base + "\n" + options.client_id + "\n" +
+                          internal::Sha256Hex(options.client_secret) + "\n" +
+                          LowerAscii(options.table_name);
+  {
+    std::lock_guard<std::mutex> lk(g_cache_mu);
+    auto& slot = Cache()[key];
+    if (!slot) slot = std::make_shared<CacheEntry>();
+    impl->entry = slot;
+  }
+  impl->options = std::move(options);
+  return std::shared_ptr<OAuthTokenSource>(new OAuthTokenSource(std::move(impl)));
+}
+
+arrow::Result<std::string> OAuthTokenSource::GetToken() {
+  CacheEntry& e = *impl_->entry;
+  {
+    std::lock_guard<std::mutex> lk(e.mu);
+    if (!e.token.empty() && Clock::now() < e.refresh_at) return e.token;
+  }
+  std::lock_guard<std::mutex> fetch_lock(e.fetch_mu);
+  bool had_token = false;
+  {
+    std::lock_guard<std::mutex> lk(e.mu);
+    // Another caller may have refreshed while this one waited.
+    if (!e.token.empty() && Clock::now() < e.refresh_at) return e.token;
+    had_token = !e.token.empty();
+  }
+  const auto started = Clock::now();
+  auto fetched = impl_->Fetch();
+  std::lock_guard<std::mutex> lk(e.mu);
+  if (!fetched.ok()) {
+    // A failed early refresh: the cached token is still good for a while.
+    if (!e.token.empty() && Clock::now() < e.expires_at) return e.token;
+    const arrow::Status& st = fetched.status();
+    if (had_token && GetErrorKind(st) != ErrorKind::kAuthentication) {
+      return MakeError(ErrorKind::kTokenRefresh, true, "token refresh failed: " + st.message());
+    }
+    if (GetErrorKind(st) == ErrorKind::kConnection) {
+      return MakeError(ErrorKind::kTokenRefresh, true, st.message());
+    }
+    return st;
+  }
+  const auto lifetime = fetched->expires_in;
+  // Refresh `refresh_margin` before expiry, but never sooner than half the lifetime (short
+  // tokens would otherwise be refetched on every call).
+  const auto early = std::max<std::chrono::seconds>(lifetime - impl_->options.refresh_margin,
+                                                    lifetime / 2);
+  e.token = std::move(fetched->token);
+  e.expires_at = started + lifetime;
+  e.refresh_at = started + early;
+  return e.token;
+}
+
+void OAuthTokenSource::Invalidate(const std::string& token) {
+  CacheEntry& e = *impl_->entry;
+  std::lock_guard<std::mutex> lk(e.mu);
+  if (token.empty() || token == e.token) {
+    e.token.clear();
+    e.refresh_at = e.expires_at = Clock::time_point();
+  }
+}
+
+int64_t OAuthTokenSource::fetch_count() const { return impl_->fetches.load(); }
+
+const OAuthOptions& OAuthTokenSource::options() const { return impl_->options; }
+
+std::shared_ptr<HeadersProvider> MakeStaticHeadersProvider(Headers headers) {
+  return std::make_shared<StaticHeadersProvider>(std::move(headers));
+}
+
+arrow::Result<std::shared_ptr<HeadersProvider>> MakeOAuthHeadersProvider(OAuthOptions options) {
+  ARROW_ASSIGN_OR_RAISE(auto source, OAuthTokenSource::Make(std::move(options)));
+  return MakeOAuthHeadersProvider(std::move(source));
+}
+
+std::shared_ptr<HeadersProvider> MakeOAuthHeadersProvider(
+    std::shared_ptr<OAuthTokenSource> source) {
+  return std::make_shared<OAuthHeadersProvider>(std::move(source));
+}
+
+arrow::Result<std::string> WorkspaceIdFromEndpoint(std::string_view endpoint) {
+  ARROW_ASSIGN_OR_RAISE(auto ep, internal::ParseEndpoint(endpoint, "endpoint"));
+  return ep.first_label();
+}
+
+void ClearTokenCache() {
+  std::lock_guard<std::mutex> lk(g_cache_mu);
+  for (auto& [key, entry] : Cache()) {
+    std::lock_guard<std::mutex> elk(entry->mu);
+    entry->token.clear();
+    entry->refresh_at = entry->expires_at = Clock::time_point();
+  }
+}
+
+}  // namespace arrow_zerobus

@@ -1,0 +1,69 @@
+#include "transport/channel_internal.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include "arrow_zerobus/errors.h"
+#include "arrow_zerobus/version.h"
+
+namespace arrow_zerobus::internal {
+
+std::string UserAgent(const std::string& application_name) {
+  std::string ua(kProductName);
+  ua += "/";
+  ua += kVersion;
+  if (!application_name.empty()) {
+    ua += " ";
+    ua += application_name;
+  }
+  return ua;
+}
+
+arrow::Result<std::string> ReadCaFile(const std::string& path, const std::string& option) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ConfigurationError(option + " '" + path + "' cannot be read");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string pem = ss.str();
+  if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return ConfigurationError(option + " '" + path + "' holds no PEM certificate");
+  }
+  return pem;
+}
+
+arrow::Result<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelSettings& settings,
+                                                          const std::string& ca_pem) {
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (settings.endpoint.tls) {
+    grpc::SslCredentialsOptions ssl;
+    // Empty: gRPC's default roots, i.e. the system store (GRPC_DEFAULT_SSL_ROOTS_FILE_PATH
+    // overrides it), then its bundled roots.
+    ssl.pem_root_certs = ca_pem;
+    creds = grpc::SslCredentials(ssl);
+  } else {
+    creds = grpc::InsecureChannelCredentials();
+  }
+  grpc::ChannelArguments args;
+  args.SetUserAgentPrefix(UserAgent(settings.application_name));
+  // Responses are small; requests reach 10 MiB.
+  args.SetMaxSendMessageSize(-1);
+  args.SetMaxReceiveMessageSize(16 * 1024 * 1024);
+  // Own connection per stream (see header).
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // Recovery has its own backoff; do not let the channel add seconds of reconnect delay.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  auto channel = grpc::CreateCustomChannel(settings.endpoint.target(), creds, args);
+  if (!channel) {
+    return MakeError(ErrorKind::kConnection, false,
+                     "cannot create a gRPC channel to " + settings.endpoint.target());
+  }
+  return channel;
+}
+
+}  // namespace arrow_zerobus::internal

@@ -1,0 +1,34 @@
+// gRPC channel for a Zerobus endpoint: TLS with the system roots (or a CA file), plaintext only
+// for http://, the project's user-agent, and settings for large messages.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <arrow/result.h>
+#include <grpcpp/channel.h>
+
+#include "transport/endpoint_internal.h"
+
+namespace arrow_zerobus::internal {
+
+struct ChannelSettings {
+  Endpoint endpoint;
+  std::string ca_file;           // empty: system roots
+  std::string application_name;  // appended to the user-agent
+};
+
+// "arrow-zerobus/<version>[ <application name>]".
+std::string UserAgent(const std::string& application_name);
+
+// Reads a PEM bundle; Configuration error naming `option` when it is missing, unreadable or has
+// no certificate.
+arrow::Result<std::string> ReadCaFile(const std::string& path, const std::string& option);
+
+// A new channel with its own connection (streams do not share one TCP connection, so each gets
+// its own I/O). Proxies: gRPC's own handling of grpc_proxy/https_proxy/http_proxy and
+// no_grpc_proxy/no_proxy applies.
+arrow::Result<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelSettings& settings,
+                                                          const std::string& ca_pem);
+
+}  // namespace arrow_zerobus::internal

@@ -1,0 +1,25 @@
+// Parsing of Zerobus endpoint URLs (protocol doc section 2).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <arrow/result.h>
+
+namespace arrow_zerobus::internal {
+
+struct Endpoint {
+  bool tls = true;      // https:// (or no scheme); false only for http://
+  std::string host;     // without brackets for IPv6
+  int port = 443;
+  // "host:port" as gRPC wants it ("[::1]:port" for IPv6).
+  std::string target() const;
+  // First DNS label of the host (the workspace id for real endpoints).
+  std::string first_label() const;
+};
+
+// "https://h[:p]", "http://h:p", "h[:p]" (= https). A path other than "/", a query, user info,
+// an unknown scheme, an empty host or a bad port is a Configuration error naming `option`.
+arrow::Result<Endpoint> ParseEndpoint(std::string_view url, std::string_view option = "endpoint");
+
+}  // namespace arrow_zerobus::internal
