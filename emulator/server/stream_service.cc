@@ -120,6 +120,10 @@ class StreamReactor final
     }
     svc_->stats->StreamClosed();
     service_->Unregister(this);
+    // A durable callback may briefly hold the last reference to this reactor and destroy it on
+    // the committer thread; it must not take the table (or decoder) down with it there.
+    decoder_.reset();
+    table_.reset();
     // Last statement: may destroy this.
     auto keep = std::move(self_);
   }

@@ -19,7 +19,7 @@ using json = nlohmann::json;
 constexpr const char* kTable = "main.default.rows";
 
 std::string Basic(const std::string& id, const std::string& secret) {
-  return "Basic " + httplib::detail::base64_encode(id + ":" + secret);
+  return "Basic " + Base64(id + ":" + secret);
 }
 
 json AuthorizationDetails(const std::string& table) {

@@ -111,6 +111,8 @@ std::string BearerFor(Emulator& emulator, const std::string& table,
 // remove), concatenated, sorted by nothing (file order).
 arrow::Result<std::shared_ptr<arrow::Table>> ReadDeltaTable(const std::string& table_dir);
 
+std::string Base64(const std::string& in);
+
 // Runs an HTTP request against the emulator's HTTP side; returns status and body.
 struct HttpResult {
   int status = 0;

@@ -62,7 +62,7 @@ TEST_F(TlsTest, GrpcAndHttpsWithSelfSignedCertificate) {
   httplib::SSLClient https("127.0.0.1", emulator_->http_port());
   https.set_ca_cert_path(cert_.c_str());
   https.enable_server_certificate_verification(true);
-  httplib::Headers h = {{"Authorization", "Basic " + httplib::detail::base64_encode(
+  httplib::Headers h = {{"Authorization", "Basic " + Base64(
                                                          "test-client:test-secret")}};
   auto r = https.Post("/oidc/v1/token", h, "grant_type=client_credentials&scope=all-apis",
                       "application/x-www-form-urlencoded");
