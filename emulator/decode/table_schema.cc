@@ -109,6 +109,8 @@ class TypeTextParser {
     if (word == "float" || word == "real") return arrow::float32();
     if (word == "double") return arrow::float64();
     if (word == "string") return arrow::utf8();
+    // VARIANT columns hold the JSON text as a string (the Delta variant encoding is not written).
+    if (word == "variant") return arrow::utf8();
     if (word == "binary") return arrow::binary();
     if (word == "date") return arrow::date32();
     if (word == "timestamp") return arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
@@ -913,15 +915,9 @@ class Binder {
       bf.required = f.label() == FieldDescriptorProto::LABEL_REQUIRED;
       std::string col_desc = "table column '" + fpath + "' (" + TypeText(*column->type()) +
                              (column->nullable() ? "" : " NOT NULL") + ")";
-      // Keys are never null, so a key may be optional or required. Values follow the rule.
-      if (i == 1 && bf.required && column->nullable()) {
-        return InvalidArgument("descriptor " + FieldLabel(fpath, f) + " is required but " + col_desc +
-                               " is nullable: the field must be optional");
-      }
-      if (i == 1 && !bf.required && !column->nullable()) {
-        return InvalidArgument("descriptor " + FieldLabel(fpath, f) + " is optional but " + col_desc +
-                               " is NOT NULL: the field must be required");
-      }
+      // Map entry fields are optional in every proto syntax (protoc's map<K, V> makes them so),
+      // so their labels are not matched against nullability: an absent key or non-nullable
+      // value decodes as its default, an absent nullable value as NULL.
       ARROW_RETURN_NOT_OK(
           CheckScalarOrStruct(f, resolved, *column->type(), fpath, col_desc, depth, &bf));
       bound->fields.push_back(std::move(bf));

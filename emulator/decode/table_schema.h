@@ -83,8 +83,8 @@ arrow::Result<std::shared_ptr<arrow::Schema>> SchemaFromDescriptor(const Descrip
 //   decimal(p,s)           string (decimal text, e.g. "-123.45")
 //   array<T>               repeated field of a type accepted for T (packed or not)
 //   struct                 message, recursively
-//   map<K,V>               repeated map-entry message {key = 1; value = 2} (map keys may be
-//                          optional or required; values follow the nullability rule)
+//   map<K,V>               repeated map-entry message {key = 1; value = 2} (labels of key
+//                          and value are free: protoc makes them optional)
 arrow::Status CheckDescriptorAgainstSchema(const DescriptorProto& descriptor,
                                            const arrow::Schema& schema);
 
