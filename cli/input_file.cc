@@ -28,6 +28,22 @@ class IpcFileBatchReader : public arrow::RecordBatchReader {
   int next_ = 0;
 };
 
+// Parquet's batch reader borrows its FileReader; this one owns both.
+class ParquetBatchReader : public arrow::RecordBatchReader {
+ public:
+  ParquetBatchReader(std::unique_ptr<parquet::arrow::FileReader> file,
+                     std::shared_ptr<arrow::RecordBatchReader> batches)
+      : file_(std::move(file)), batches_(std::move(batches)) {}
+  std::shared_ptr<arrow::Schema> schema() const override { return batches_->schema(); }
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* batch) override {
+    return batches_->ReadNext(batch);
+  }
+
+ private:
+  std::unique_ptr<parquet::arrow::FileReader> file_;
+  std::shared_ptr<arrow::RecordBatchReader> batches_;
+};
+
 }  // namespace
 
 arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> OpenInputFile(const std::string& path) {
@@ -43,7 +59,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> OpenInputFile(const std
   if (magic.rfind("PAR1", 0) == 0) {
     ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
     ARROW_ASSIGN_OR_RAISE(auto batches, reader->GetRecordBatchReader());
-    return std::shared_ptr<arrow::RecordBatchReader>(std::move(batches));
+    return std::make_shared<ParquetBatchReader>(std::move(reader), std::move(batches));
   }
   if (magic == "ARROW1") {
     ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchFileReader::Open(file));

@@ -49,7 +49,7 @@ struct DeltaColumn {
 // a precision over 38 (Delta's maximum).
 arrow::Result<std::vector<DeltaColumn>> DeltaColumnsFromArrowSchema(const arrow::Schema& schema);
 
-// "CREATE TABLE catalog.schema.table (\n  id BIGINT NOT NULL,\n  ...\n)": the DDL to run in a
+// "CREATE TABLE catalog.schema.table (\n  id bigint NOT NULL,\n  ...\n)": the DDL to run in a
 // Databricks SQL editor before streaming.
 std::string CreateTableStatement(const std::string& table_name,
                                  const std::vector<DeltaColumn>& columns);

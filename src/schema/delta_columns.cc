@@ -105,9 +105,10 @@ std::string CreateTableStatement(const std::string& table_name,
                                  const std::vector<DeltaColumn>& columns) {
   std::string out = "CREATE TABLE " + table_name + " (\n";
   for (size_t i = 0; i < columns.size(); ++i) {
-    std::string upper = columns[i].type_text;
-    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    out += "  " + columns[i].name + " " + upper + (columns[i].nullable ? "" : " NOT NULL") +
+    // Type keywords are case-insensitive in Databricks SQL; struct field names are not, so the
+    // type text is used as is.
+    out += "  " + columns[i].name + " " + columns[i].type_text +
+           (columns[i].nullable ? "" : " NOT NULL") +
            (i + 1 < columns.size() ? ",\n" : "\n");
   }
   return out + ")";

@@ -75,7 +75,7 @@ TEST(DeltaColumns, DdlAndDeclaration) {
   auto cols = DeltaColumnsFromArrowSchema(schema);
   ASSERT_TRUE(cols.ok());
   EXPECT_EQ(CreateTableStatement("main.iot.readings", *cols),
-            "CREATE TABLE main.iot.readings (\n  id BIGINT NOT NULL,\n  tags ARRAY<STRING>\n)");
+            "CREATE TABLE main.iot.readings (\n  id bigint NOT NULL,\n  tags array<string>\n)");
   auto json = nlohmann::json::parse(TableDeclarationJson(*cols));
   ASSERT_EQ(json["columns"].size(), 2u);
   EXPECT_EQ(json["columns"][0]["name"], "id");
