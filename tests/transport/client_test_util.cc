@@ -1,0 +1,310 @@
+#include "client_test_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include <arrow/io/file.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <parquet/arrow/reader.h>
+
+namespace arrow_zerobus::testing {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::random_device rd;
+  path_ = (fs::temp_directory_path() / ("az_client_" + std::to_string(rd()) + std::to_string(rd())))
+              .string();
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+emulator::EmulatorOptions EmulatorTestOptions(const std::string& dir, emulator::SinkKind sink) {
+  auto o = emulator::EmulatorOptions::Defaults();
+  o.data_dir = dir;
+  o.sink = sink;
+  o.commit_interval_ms = 2;
+  o.fsync = false;
+  o.principals = {{kClientId, kClientSecret}};
+  return o;
+}
+
+std::unique_ptr<emulator::Emulator> StartEmulator(emulator::EmulatorOptions options) {
+  auto emu = std::make_unique<emulator::Emulator>(std::move(options));
+  auto st = emu->Start();
+  if (!st.ok()) {
+    ADD_FAILURE_AT(__FILE__, __LINE__) << "emulator did not start: " << st.ToString();
+    return nullptr;
+  }
+  return emu;
+}
+
+std::shared_ptr<arrow::Schema> RowSchema() {
+  return arrow::schema({arrow::field("id", arrow::int64(), /*nullable=*/false),
+                        arrow::field("name", arrow::utf8())});
+}
+
+std::shared_ptr<arrow::RecordBatch> MakeRows(int64_t first_id, int64_t n) {
+  arrow::Int64Builder ids;
+  arrow::StringBuilder names;
+  for (int64_t i = 0; i < n; ++i) {
+    (void)ids.Append(first_id + i);
+    if ((first_id + i) % 7 == 3) {
+      (void)names.AppendNull();
+    } else {
+      (void)names.Append("row-" + std::to_string(first_id + i));
+    }
+  }
+  return arrow::RecordBatch::Make(RowSchema(), n, {ids.Finish().ValueOrDie(), names.Finish().ValueOrDie()});
+}
+
+EncodedBatch EncodeRows(const arrow::RecordBatch& batch, int64_t max_request_bytes) {
+  EncodeOptions eo = EncodeOptions::Defaults();
+  eo.max_request_bytes = max_request_bytes;
+  auto enc = RecordBatchEncoder::Make(batch.schema(), eo).ValueOrDie();
+  return enc->Encode(batch).ValueOrDie();
+}
+
+DescriptorProto RowDescriptorFor() { return DescriptorFromArrowSchema(*RowSchema()).ValueOrDie(); }
+
+std::shared_ptr<HeadersProvider> OAuthProvider(const emulator::Emulator& emu,
+                                               const std::string& table,
+                                               std::shared_ptr<OAuthTokenSource>* source,
+                                               const std::string& secret) {
+  OAuthOptions o = OAuthOptions::Defaults();
+  o.unity_catalog_url = emu.http_endpoint();
+  o.client_id = kClientId;
+  o.client_secret = secret;
+  o.table_name = table;
+  o.workspace_id = "1234567890";
+  o.max_attempts = 2;
+  o.retry_backoff = std::chrono::milliseconds(10);
+  o.request_timeout = std::chrono::milliseconds(3000);
+  auto src = OAuthTokenSource::Make(o).ValueOrDie();
+  if (source) *source = src;
+  return MakeOAuthHeadersProvider(src);
+}
+
+StreamOptions FastOptions(const emulator::Emulator& emu, const std::string& table) {
+  StreamOptions o = StreamOptions::Defaults();
+  o.endpoint = emu.grpc_endpoint();
+  o.table_name = table;
+  o.descriptor = RowDescriptorFor();
+  o.headers_provider = OAuthProvider(emu, table);
+  o.recovery_timeout = std::chrono::milliseconds(3000);
+  o.recovery_backoff = std::chrono::milliseconds(20);
+  o.recovery_backoff_max = std::chrono::milliseconds(100);
+  o.recovery_retries = 3;
+  o.server_lack_of_ack_timeout = std::chrono::milliseconds(3000);
+  o.flush_timeout = std::chrono::milliseconds(20000);
+  o.block_timeout = std::chrono::milliseconds(20000);
+  return o;
+}
+
+arrow::Result<std::vector<int64_t>> ReadDeltaIds(emulator::Emulator& emu, const std::string& name) {
+  ARROW_RETURN_NOT_OK(emu.store().Flush());
+  ARROW_ASSIGN_OR_RAISE(std::string dir, emu.store().TablePath(name));
+  // Replay the log: files added and not removed.
+  std::vector<fs::path> logs;
+  for (const auto& e : fs::directory_iterator(fs::path(dir) / "_delta_log")) {
+    if (e.path().extension() == ".json") logs.push_back(e.path());
+  }
+  std::sort(logs.begin(), logs.end());
+  std::vector<std::string> files;
+  for (const auto& log : logs) {
+    std::ifstream in(log);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      auto j = nlohmann::json::parse(line);
+      if (j.contains("add")) files.push_back(j["add"]["path"].get<std::string>());
+      if (j.contains("remove")) {
+        auto p = j["remove"]["path"].get<std::string>();
+        files.erase(std::remove(files.begin(), files.end(), p), files.end());
+      }
+    }
+  }
+  std::vector<int64_t> ids;
+  for (const auto& f : files) {
+    ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open((fs::path(dir) / f).string()));
+    ARROW_ASSIGN_OR_RAISE(auto reader,
+                          parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
+    std::shared_ptr<arrow::Table> table;
+    ARROW_RETURN_NOT_OK(reader->ReadTable(&table));
+    auto col = table->GetColumnByName("id");
+    if (!col) return arrow::Status::Invalid("no id column in ", f);
+    for (const auto& chunk : col->chunks()) {
+      auto arr = std::static_pointer_cast<arrow::Int64Array>(chunk);
+      for (int64_t i = 0; i < arr->length(); ++i) ids.push_back(arr->Value(i));
+    }
+  }
+  return ids;
+}
+
+EmulatorStreamTotals StreamTotals(emulator::Emulator& emu, const std::string& table) {
+  EmulatorStreamTotals t;
+  auto j = emu.Stats();
+  for (const auto& s : j["streams"]) {
+    if (s["table"].get<std::string>() != table) continue;
+    ++t.streams;
+    t.requests += s["requests"].get<int64_t>();
+    t.rows += s["rows"].get<int64_t>();
+  }
+  return t;
+}
+
+int64_t WaitAll(std::vector<arrow::Future<IngestAck>>& futures, std::vector<arrow::Status>* errors,
+                std::chrono::milliseconds timeout) {
+  int64_t ok = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (auto& f : futures) {
+    const double left =
+        std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+    if (!f.Wait(std::max(left, 0.0))) {
+      if (errors) errors->push_back(arrow::Status::IOError("future did not finish in time"));
+      continue;
+    }
+    if (f.status().ok()) {
+      ++ok;
+    } else if (errors) {
+      errors->push_back(f.status());
+    }
+  }
+  return ok;
+}
+
+namespace {
+
+int ListenLoopback(int* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 16) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+bool WaitReadable(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, ms) > 0;
+}
+
+}  // namespace
+
+ScriptedHttpServer::ScriptedHttpServer(std::vector<Reply> replies) : replies_(std::move(replies)) {
+  listen_fd_ = ListenLoopback(&port_);
+  thread_ = std::thread([this] { Serve(); });
+}
+
+ScriptedHttpServer::~ScriptedHttpServer() {
+  stop_ = true;
+  thread_.join();
+  ::close(listen_fd_);
+}
+
+std::vector<std::string> ScriptedHttpServer::requests() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return requests_;
+}
+
+void ScriptedHttpServer::Serve() {
+  size_t next = 0;
+  while (!stop_) {
+    if (!WaitReadable(listen_fd_, 50)) continue;
+    int c = ::accept(listen_fd_, nullptr, nullptr);
+    if (c < 0) continue;
+    std::string req;
+    char buf[4096];
+    // Read headers, then Content-Length bytes of body.
+    size_t body_needed = std::string::npos;
+    size_t header_end = std::string::npos;
+    while (WaitReadable(c, 2000)) {
+      ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      req.append(buf, static_cast<size_t>(n));
+      if (header_end == std::string::npos) {
+        header_end = req.find("\r\n\r\n");
+        if (header_end != std::string::npos) {
+          std::string lower = req.substr(0, header_end);
+          for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          auto cl = lower.find("content-length:");
+          body_needed = cl == std::string::npos ? 0 : std::stoul(lower.substr(cl + 15));
+        }
+      }
+      if (header_end != std::string::npos && req.size() >= header_end + 4 + body_needed) break;
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      requests_.push_back(req);
+    }
+    const Reply& r = replies_[std::min(next, replies_.size() - 1)];
+    ++next;
+    std::string resp = "HTTP/1.1 " + std::to_string(r.status) + " X\r\nContent-Type: application/json\r\n" +
+                       "Content-Length: " + std::to_string(r.body.size()) +
+                       "\r\nConnection: close\r\n\r\n" + r.body;
+    ::send(c, resp.data(), resp.size(), MSG_NOSIGNAL);
+    ::close(c);
+  }
+}
+
+SilentListener::SilentListener() {
+  listen_fd_ = ListenLoopback(&port_);
+  thread_ = std::thread([this] {
+    while (!stop_) {
+      if (!WaitReadable(listen_fd_, 50)) continue;
+      int c = ::accept(listen_fd_, nullptr, nullptr);
+      if (c >= 0) conns_.push_back(c);
+    }
+  });
+}
+
+SilentListener::~SilentListener() {
+  stop_ = true;
+  thread_.join();
+  for (int c : conns_) ::close(c);
+  ::close(listen_fd_);
+}
+
+int ClosedPort() {
+  int port = 0;
+  int fd = ListenLoopback(&port);
+  ::close(fd);  // nothing listens there now
+  return port;
+}
+
+bool MakeSelfSignedCert(const std::string& dir, const std::string& name, std::string* cert,
+                        std::string* key) {
+  *cert = dir + "/" + name + ".crt";
+  *key = dir + "/" + name + ".key";
+  std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+      "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+      *key + " -out " + *cert + " >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+}  // namespace arrow_zerobus::testing
