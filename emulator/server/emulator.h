@@ -54,6 +54,9 @@ struct EmulatorOptions {
   bool fsync = true;
   // Largest ingest message accepted (protocol limit); larger ones are INVALID_ARGUMENT.
   int64_t max_message_bytes = 10 * 1024 * 1024;
+  // A stream stops reading while this many wire bytes are appended but not yet durable, so a
+  // fast client cannot grow the server's memory without bound (gRPC flow control pushes back).
+  int64_t max_pending_bytes_per_stream = 64 * 1024 * 1024;
   // Faults in force from the start.
   std::vector<FaultRule> faults;
   // Refuse stream creation (6006) for this long from the start (0 = not).

@@ -89,6 +89,11 @@ class StreamReactor final
     bool keep_reading = created_ ? HandleIngest() : HandleCreate();
     std::unique_lock<std::mutex> lock(mu_);
     keep_reading = keep_reading && !finish_requested_;
+    if (keep_reading && pending_bytes_ > svc_->max_pending_bytes_per_stream) {
+      // Back-pressure: resume from OnDurable once the table has caught up.
+      read_paused_ = true;
+      keep_reading = false;
+    }
     lock.unlock();
     if (keep_reading) StartRead(&request_);
   }
@@ -349,6 +354,7 @@ class StreamReactor final
         entry.not_before = rate_cursor_;
       }
       pending_acks_.push_back(entry);
+      pending_bytes_ += wire_bytes;
       ++next_offset_;
     }
     stats_->requests.fetch_add(1, std::memory_order_relaxed);
@@ -357,8 +363,8 @@ class StreamReactor final
 
     // Outside the lock: the null sink runs the callback inline.
     std::weak_ptr<StreamReactor> weak = weak_from_this();
-    table_->Append(std::move(*batch), wire_bytes, [weak, offset](arrow::Status st) {
-      if (auto self = weak.lock()) self->OnDurable(offset, std::move(st));
+    table_->Append(std::move(*batch), wire_bytes, [weak, offset, wire_bytes](arrow::Status st) {
+      if (auto self = weak.lock()) self->OnDurable(offset, wire_bytes, std::move(st));
     });
 
     std::unique_lock<std::mutex> lock(mu_);
@@ -368,8 +374,15 @@ class StreamReactor final
     return go_on;
   }
 
-  void OnDurable(int64_t offset, arrow::Status st) {
+  void OnDurable(int64_t offset, int64_t wire_bytes, arrow::Status st) {
     std::unique_lock<std::mutex> lock(mu_);
+    pending_bytes_ -= wire_bytes;
+    bool resume = false;
+    if (read_paused_ && !finish_requested_ &&
+        pending_bytes_ <= svc_->max_pending_bytes_per_stream / 2) {
+      read_paused_ = false;
+      resume = true;
+    }
     if (!st.ok()) {
       RequestFinishLocked(grpc::Status(grpc::StatusCode::INTERNAL,
                                        "offset " + std::to_string(offset) +
@@ -386,6 +399,7 @@ class StreamReactor final
       EvaluateAcksLocked();
     }
     Act(lock);
+    if (resume) StartRead(&request_);
   }
 
   // ---- faults and acks (mu_ held) ---------------------------------------------------------
@@ -548,6 +562,8 @@ class StreamReactor final
   bool timer_armed_ = false;
   Clock::time_point timer_at_{};
   bool read_closed_ = false;
+  int64_t pending_bytes_ = 0;  // appended, not yet durable
+  bool read_paused_ = false;
   std::deque<zb::EphemeralStreamResponse> pending_writes_;
   zb::EphemeralStreamResponse current_write_;
   bool write_in_flight_ = false;

@@ -63,6 +63,7 @@ struct ServiceContext {
   StatsRegistry* stats = nullptr;
   bool no_auth = false;
   int64_t max_message_bytes = 10 * 1024 * 1024;
+  int64_t max_pending_bytes_per_stream = 64 * 1024 * 1024;
 };
 
 class StreamReactor;

@@ -441,6 +441,30 @@ TEST_F(StreamTest, ManyConcurrentStreamsToOneTable) {
   EXPECT_EQ(t->num_rows(), kStreams * kRequests);
 }
 
+TEST_F(StreamTest, ReadingPausesWhileRowsAreNotDurableAndResumes) {
+  auto options = TestOptions(dir_.path());
+  // Every request exceeds the budget: the stream reads one request per commit.
+  options.max_pending_bytes_per_stream = 1;
+  options.commit_interval_ms = 2;
+  Start(options);
+  auto call = OpenCreated(*client_, Token(), kTable, &desc_);
+  constexpr int kRequests = 30;
+  std::thread writer([&] {
+    for (int i = 0; i < kRequests; ++i) call.Write(ProtoRecord(i, enc_.Encode(i, "p", i)));
+  });
+  auto acks = call.ReadAcksUntil(kRequests - 1);
+  writer.join();
+  ASSERT_FALSE(acks.empty());
+  EXPECT_EQ(acks.back(), kRequests - 1);
+  EXPECT_TRUE(call.Close().ok());
+  // With at most one request pending at a time, each commit holds one request.
+  auto stats = emulator_->Stats();
+  EXPECT_EQ(stats["tables"][0]["commits"].get<int64_t>(), kRequests);
+  auto t = ReadBack();
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->num_rows(), kRequests);
+}
+
 TEST_F(StreamTest, NullSinkAcksWithoutStoring) {
   auto options = TestOptions(dir_.path());
   options.sink = SinkKind::kNull;
