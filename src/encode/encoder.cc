@@ -34,6 +34,14 @@ int64_t RequestSize(int64_t body) {
   return 1 + ei::VarintSize(static_cast<uint64_t>(ingest)) + ingest;  // field 3
 }
 
+// The most record bytes one request can carry: RequestSize grows with the body, so walk down
+// from the limit (the framing is at most a few dozen bytes).
+int64_t MaxBody(int64_t max_request) {
+  int64_t body = max_request;
+  while (body > 0 && RequestSize(body) > max_request) --body;
+  return body;
+}
+
 int64_t FramedSize(int64_t row_bytes) {
   return 1 + ei::VarintSize(static_cast<uint64_t>(row_bytes)) + row_bytes;
 }
@@ -139,16 +147,20 @@ arrow::Result<EncodedBatch> RecordBatchEncoder::Encode(const arrow::RecordBatch&
                    [](const RowError& a, const RowError& b) { return a.row < b.row; });
   EncodedBatch out;
   std::vector<uint8_t> failed(static_cast<size_t>(n), 0);
-  out.record_offsets.reserve(static_cast<size_t>(n) + 1);
-  out.source_rows.reserve(static_cast<size_t>(n));
-  out.record_offsets.push_back(0);
+  out.record_offsets.resize(static_cast<size_t>(n) + 1);
+  out.source_rows.resize(static_cast<size_t>(n));
+  int64_t* offsets = out.record_offsets.data();
+  int64_t* source_rows = out.source_rows.data();
+  offsets[0] = 0;
+  const int64_t max_body = MaxBody(max_request);
+  int64_t records = 0;
   int64_t total = 0;
   int64_t trash_size = 0;
   int64_t chunk_begin = 0;
   int64_t chunk_body = 0;
   size_t e = 0;
   for (int64_t r = 0; r < n; ++r) {
-    if (e < errors.size() && errors[e].row == r) {
+    if (e < errors.size() && errors[e].row == r) [[unlikely]] {
       out.failed_rows.push_back(std::move(errors[e]));
       while (e < errors.size() && errors[e].row == r) ++e;
       failed[r] = 1;
@@ -156,7 +168,7 @@ arrow::Result<EncodedBatch> RecordBatchEncoder::Encode(const arrow::RecordBatch&
       continue;
     }
     const int64_t framed = FramedSize(sizes[r]);
-    if (RequestSize(framed) > max_request) {
+    if (framed > max_body) [[unlikely]] {
       out.failed_rows.push_back(RowError{
           r, "row " + std::to_string(r) + ": row is " + std::to_string(sizes[r]) +
                  " bytes, over the request limit " + std::to_string(max_request)});
@@ -164,20 +176,19 @@ arrow::Result<EncodedBatch> RecordBatchEncoder::Encode(const arrow::RecordBatch&
       trash_size = std::max(trash_size, sizes[r]);
       continue;
     }
-    const int64_t record = out.num_records();
-    if (record > chunk_begin && RequestSize(chunk_body + framed) > max_request) {
-      out.chunks.push_back(RecordRange{chunk_begin, record});
-      chunk_begin = record;
+    if (chunk_body + framed > max_body) {
+      out.chunks.push_back(RecordRange{chunk_begin, records});
+      chunk_begin = records;
       chunk_body = 0;
     }
     chunk_body += framed;
     total += framed;
-    out.source_rows.push_back(r);
-    out.record_offsets.push_back(total);
+    source_rows[records] = r;
+    offsets[++records] = total;
   }
-  if (out.num_records() > chunk_begin) {
-    out.chunks.push_back(RecordRange{chunk_begin, out.num_records()});
-  }
+  out.record_offsets.resize(static_cast<size_t>(records) + 1);
+  out.source_rows.resize(static_cast<size_t>(records));
+  if (records > chunk_begin) out.chunks.push_back(RecordRange{chunk_begin, records});
 
   ARROW_ASSIGN_OR_RAISE(std::unique_ptr<arrow::Buffer> buffer, arrow::AllocateBuffer(total));
   uint8_t* const base = buffer->mutable_data();
@@ -188,6 +199,7 @@ arrow::Result<EncodedBatch> RecordBatchEncoder::Encode(const arrow::RecordBatch&
   for (auto& w : writers) w->Rewind();
   std::vector<uint8_t*> cursors(static_cast<size_t>(std::min(kBlockRows, n)));
   int64_t record = 0;
+  const int64_t* record_offsets = out.record_offsets.data();
   for (int64_t b = 0; b < n; b += kBlockRows) {
     ei::Level top;
     top.n = std::min(kBlockRows, n - b);
@@ -201,7 +213,7 @@ arrow::Result<EncodedBatch> RecordBatchEncoder::Encode(const arrow::RecordBatch&
         cursors[k] = trash.data();
         continue;
       }
-      uint8_t* p = base + out.record_offsets[record++];
+      uint8_t* p = base + record_offsets[record++];
       *p++ = 0x0A;  // ProtoEncodedRecordBatch.records, length-delimited
       cursors[k] = ei::WriteVarint(p, static_cast<uint64_t>(sizes[r]));
     }
@@ -210,7 +222,7 @@ arrow::Result<EncodedBatch> RecordBatchEncoder::Encode(const arrow::RecordBatch&
     for (int64_t k = 0; k < top.n; ++k) {
       const int64_t r = b + k;
       const uint8_t* expected =
-          failed[r] ? trash.data() + sizes[r] : base + out.record_offsets[++first_record];
+          failed[r] ? trash.data() + sizes[r] : base + record_offsets[++first_record];
       if (cursors[k] != expected) {
         return arrow::Status::UnknownError("internal encoder error: row ", r, " wrote ",
                                            cursors[k] - (expected - sizes[r]),

@@ -38,6 +38,8 @@ template <typename CType, Xform kX, Wire kW, bool kCheck>
 struct IntCell {
   using Params = IntParams;
   static constexpr bool kCanFail = kCheck || kX == Xform::kMul;
+  static constexpr int64_t kFixedSize =
+      kW == Wire::kFixed32 ? 4 : (kW == Wire::kFixed64 ? 8 : 0);
 
   IntCell(const arrow::ArrayData& data, const Params& params)
       : values(data.GetValues<CType>(1, 0)), params(&params), factor(params.factor) {}

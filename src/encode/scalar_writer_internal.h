@@ -1,6 +1,7 @@
 // The one templated loop pair (size, write) shared by every scalar column. A Cell reads one
 // Arrow value at a physical index and knows its encoded form:
 //   static constexpr bool kCanFail;        // may the value fail its row?
+//   static constexpr int64_t kFixedSize;   // (optional) every value's size, 0 if it varies
 //   bool Ok(int64_t i) const;              // (kCanFail only) does the value fit the target?
 //   std::string Reason(int64_t i) const;   // (kCanFail only) "value 300 out of range for int32"
 //   int64_t Size(int64_t i) const;         // encoded bytes, without the field key
@@ -11,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include <arrow/util/bit_util.h>
@@ -18,6 +20,15 @@
 #include "encode/writers_internal.h"
 
 namespace arrow_zerobus::encode_internal {
+
+template <class Cell, class = void>
+struct FixedSizeOf {
+  static constexpr int64_t value = 0;
+};
+template <class Cell>
+struct FixedSizeOf<Cell, std::void_t<decltype(Cell::kFixedSize)>> {
+  static constexpr int64_t value = Cell::kFixedSize;
+};
 
 template <class Cell>
 class ScalarWriter final : public ColumnWriter {
@@ -30,6 +41,12 @@ class ScalarWriter final : public ColumnWriter {
       SizeLoop<kGeneral>(level, ctx);
     } else if (validity_ == nullptr) {
       SizeLoop<kDense>(level, ctx);
+    } else if constexpr (kFixedSize > 0 && !Cell::kCanFail) {
+      if (info_->nulls == NullPolicy::kAbsent) {
+        FixedNullableSize(level);
+      } else {
+        SizeLoop<kNullable>(level, ctx);
+      }
     } else {
       SizeLoop<kNullable>(level, ctx);
     }
@@ -49,6 +66,18 @@ class ScalarWriter final : public ColumnWriter {
   // kDense: consecutive positions, no nulls. kNullable: consecutive positions with a validity
   // bitmap. kGeneral: positions and accumulators from arrays (nested levels, dictionaries).
   enum Mode { kDense, kNullable, kGeneral };
+
+  static constexpr int64_t kFixedSize = FixedSizeOf<Cell>::value;
+
+  // Optional fixed-size values: a branch-free add per slot (nulls are unpredictable branches).
+  void FixedNullableSize(const Level& level) {
+    const int64_t per_value = info_->tag.len + kFixedSize;
+    const int64_t base = level.pos_add + offset_;
+    int64_t* size = level.size;
+    for (int64_t k = 0; k < level.n; ++k) {
+      size[k] += per_value * static_cast<int64_t>(arrow::bit_util::GetBit(validity_, base + k));
+    }
+  }
 
   template <Mode kMode>
   void SizeLoop(const Level& level, EncodeContext* ctx) {

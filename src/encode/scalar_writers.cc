@@ -23,6 +23,7 @@ struct NoParams {};
 struct BoolCell {
   using Params = NoParams;
   static constexpr bool kCanFail = false;
+  static constexpr int64_t kFixedSize = 1;
   BoolCell(const arrow::ArrayData& data, const Params&) : bits(data.buffers[1]->data()) {}
   int64_t Size(int64_t) const { return 1; }
   uint8_t* Write(int64_t i, uint8_t* out) const {
@@ -58,6 +59,7 @@ template <typename Src, typename Dst>
 struct FloatCell {
   using Params = NoParams;
   static constexpr bool kCanFail = false;
+  static constexpr int64_t kFixedSize = sizeof(Dst);
   FloatCell(const arrow::ArrayData& data, const Params&) : values(data.GetValues<Src>(1, 0)) {}
   int64_t Size(int64_t) const { return sizeof(Dst); }
   uint8_t* Write(int64_t i, uint8_t* out) const {
@@ -127,9 +129,7 @@ struct BytesCell {
   }
   uint8_t* Write(int64_t i, uint8_t* out) const {
     const std::string_view v = reader.Get(i);
-    out = WriteVarint(out, v.size());
-    if (!v.empty()) std::memcpy(out, v.data(), v.size());
-    return out + v.size();
+    return CopyBytes(WriteVarint(out, v.size()), v.data(), v.size());
   }
   Reader reader;
 };

@@ -5,17 +5,20 @@
 #include <cstdint>
 #include <cstring>
 
+// The hot loops depend on these being inlined; GCC sometimes declines inside big templates.
+#define AZ_ALWAYS_INLINE inline __attribute__((always_inline))
+
 namespace arrow_zerobus::encode_internal {
 
 enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
 
 // Bytes of the base-128 varint of v: 1 + floor(log2(v) / 7), computed without a loop.
-inline int64_t VarintSize(uint64_t v) {
+AZ_ALWAYS_INLINE int64_t VarintSize(uint64_t v) {
   const int bits = 64 - std::countl_zero(v | 1);
   return (bits * 9 + 64) / 64;
 }
 
-inline uint8_t* WriteVarint(uint8_t* out, uint64_t v) {
+AZ_ALWAYS_INLINE uint8_t* WriteVarint(uint8_t* out, uint64_t v) {
   while (v >= 0x80) {
     *out++ = static_cast<uint8_t>(v | 0x80);
     v >>= 7;
@@ -24,18 +27,43 @@ inline uint8_t* WriteVarint(uint8_t* out, uint64_t v) {
   return out;
 }
 
-inline uint64_t ZigZag64(int64_t v) {
+AZ_ALWAYS_INLINE uint64_t ZigZag64(int64_t v) {
   return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
 }
 
-inline uint8_t* WriteFixed32(uint8_t* out, uint32_t v) {
+AZ_ALWAYS_INLINE uint8_t* WriteFixed32(uint8_t* out, uint32_t v) {
   std::memcpy(out, &v, 4);  // protobuf is little-endian, like every target we build for
   return out + 4;
 }
 
-inline uint8_t* WriteFixed64(uint8_t* out, uint64_t v) {
+AZ_ALWAYS_INLINE uint8_t* WriteFixed64(uint8_t* out, uint64_t v) {
   std::memcpy(out, &v, 8);
   return out + 8;
+}
+
+// Copies exactly n bytes. Short values (most strings in rows) are copied with two overlapping
+// loads/stores instead of a libc call; nothing outside [out, out + n) is touched, because the
+// bytes after a field may already hold the next row.
+AZ_ALWAYS_INLINE uint8_t* CopyBytes(uint8_t* out, const void* src, size_t n) {
+  const auto* in = static_cast<const uint8_t*>(src);
+  if (n >= 8 && n <= 16) {
+    uint64_t head, tail;
+    std::memcpy(&head, in, 8);
+    std::memcpy(&tail, in + n - 8, 8);
+    std::memcpy(out, &head, 8);
+    std::memcpy(out + n - 8, &tail, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t head, tail;
+    std::memcpy(&head, in, 4);
+    std::memcpy(&tail, in + n - 4, 4);
+    std::memcpy(out, &head, 4);
+    std::memcpy(out + n - 4, &tail, 4);
+  } else if (n < 4) {
+    for (size_t i = 0; i < n; ++i) out[i] = in[i];
+  } else {
+    std::memcpy(out, in, n);
+  }
+  return out + n;
 }
 
 // A field key (number << 3 | wire type) pre-encoded at plan time. len 0 means "no key": the
@@ -54,7 +82,7 @@ struct Tag {
   }
   static Tag None() { return Tag(); }
 
-  uint8_t* Write(uint8_t* out) const {
+  AZ_ALWAYS_INLINE uint8_t* Write(uint8_t* out) const {
     // Field numbers up to 15 (one byte) and 2047 (two) are the common cases.
     if (len == 1) {
       *out = static_cast<uint8_t>(bytes);
