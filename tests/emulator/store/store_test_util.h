@@ -10,7 +10,14 @@
 #include <vector>
 
 #include <arrow/api.h>
+#include <arrow/io/file.h>
 #include <arrow/json/from_string.h>
+#include <nlohmann/json.hpp>
+#include <parquet/arrow/reader.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
@@ -105,6 +112,57 @@ inline uint64_t ZigZag(int64_t v) {
 
 inline std::vector<std::string_view> Views(const std::vector<std::string>& records) {
   return std::vector<std::string_view>(records.begin(), records.end());
+}
+
+inline std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The actions of every commit of a Delta table, in version order (an independent reader of the
+// log, used to check what the store wrote).
+inline std::vector<std::vector<nlohmann::json>> ReadDeltaLog(const std::string& table_dir) {
+  std::vector<std::vector<nlohmann::json>> commits;
+  for (int64_t v = 0;; ++v) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "%020lld.json", static_cast<long long>(v));
+    std::string path = table_dir + "/_delta_log/" + name;
+    if (!std::filesystem::exists(path)) break;
+    std::vector<nlohmann::json> actions;
+    std::istringstream lines(ReadText(path));
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (!line.empty()) actions.push_back(nlohmann::json::parse(line));
+    }
+    commits.push_back(std::move(actions));
+  }
+  return commits;
+}
+
+inline arrow::Result<std::shared_ptr<arrow::Table>> ReadParquet(const std::string& path) {
+  ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open(path));
+  ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
+  std::shared_ptr<arrow::Table> table;
+  ARROW_RETURN_NOT_OK(reader->ReadTable(&table));
+  return table;
+}
+
+// All rows of the data files the log adds (no removes are ever written by the store).
+inline arrow::Result<std::shared_ptr<arrow::Table>> ReadDeltaRows(const std::string& table_dir,
+                                                                  std::shared_ptr<arrow::Schema> schema) {
+  std::vector<std::shared_ptr<arrow::Table>> parts;
+  for (const auto& commit : ReadDeltaLog(table_dir)) {
+    for (const auto& action : commit) {
+      if (!action.contains("add")) continue;
+      ARROW_ASSIGN_OR_RAISE(auto t, ReadParquet(table_dir + "/" + action["add"]["path"].get<std::string>()));
+      ARROW_ASSIGN_OR_RAISE(t, t->ReplaceSchemaMetadata(nullptr)->CombineChunks());
+      parts.push_back(t);
+    }
+  }
+  if (parts.empty()) return arrow::Table::MakeEmpty(schema);
+  return arrow::ConcatenateTables(parts);
 }
 
 }  // namespace arrow_zerobus::emulator::testing
