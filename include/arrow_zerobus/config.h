@@ -164,7 +164,8 @@ struct WrapperConfiguration {
   int64_t failure_rate_min_rows = 100;
   int64_t failure_cooldown_ms = 30'000;
   int64_t cooldown_jitter_ms = 5'000;
-  // Cool-down after a 6006 "pipeline creation is temporarily blocked" refusal.
+  // Cool-down after a 6006 "pipeline creation is temporarily blocked" refusal (plus the same
+  // random 0..cooldown_jitter_ms).
   int64_t pipeline_blocked_cooldown_ms = 30'000;
 
   static WrapperConfiguration Defaults() { return WrapperConfiguration(); }
