@@ -18,7 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -89,7 +89,7 @@ class EmulatorProcess:
     tls: Optional[TlsFiles]
     client_id: str = CLIENT_ID
     client_secret: str = CLIENT_SECRET
-    log: list = field(default_factory=list)
+    crashed: bool = False
 
     @property
     def scheme(self) -> str:
@@ -129,7 +129,15 @@ class EmulatorProcess:
         status, body = self.request("POST", "/admin/faults", rule)
         assert status == 200, body
 
+    def kill9(self) -> None:
+        """Crash it (SIGKILL): no shutdown, no final commit."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.crashed = True
+
     def stop(self) -> int:
+        if self.crashed:
+            return 0
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
