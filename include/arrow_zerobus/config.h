@@ -89,12 +89,16 @@ struct ObservabilityConfig {
 // A parsed endpoint. No scheme means https:// (zerobus-protocol.md section 2).
 struct EndpointInfo {
   bool tls = true;
-  std::string host;
+  std::string host;  // IPv6 literals without their brackets
   int port = 443;
-  // "host:port": the gRPC target.
-  std::string target() const { return host + ":" + std::to_string(port); }
+  // "host:port" (or "[v6]:port"): the gRPC target.
+  std::string target() const {
+    const bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
 };
-// Accepts "https://host[:port][/]", "http://host[:port][/]" and "host[:port]". The error names
+// Accepts "https://host[:port][/]", "http://host[:port][/]" and "host[:port]"; host may be a
+// bracketed IPv6 literal ("http://[::1]:50051"). The error names
 // `option` and shows the value.
 arrow::Result<EndpointInfo> ParseEndpoint(std::string_view endpoint,
                                           std::string_view option = "endpoint");

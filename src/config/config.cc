@@ -252,10 +252,31 @@ arrow::Result<EndpointInfo> ParseEndpoint(std::string_view endpoint, std::string
                               " has a path or query; give only scheme://host[:port]");
   }
   std::string_view host = rest;
-  const size_t colon = rest.rfind(':');
-  if (colon != std::string_view::npos) {
+  std::string_view port_text;
+  bool has_port = false;
+  bool ipv6 = false;
+  if (!rest.empty() && rest.front() == '[') {
+    // "[::1]:50051": an IPv6 literal in brackets.
+    const size_t close = rest.find(']');
+    if (close == std::string_view::npos) {
+      return ConfigurationError(opt + ": " + Quote(endpoint) + " has an unclosed '['");
+    }
+    host = rest.substr(1, close - 1);
+    ipv6 = true;
+    const std::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') {
+        return ConfigurationError(opt + ": " + Quote(endpoint) + " has text after ']'");
+      }
+      port_text = after.substr(1);
+      has_port = true;
+    }
+  } else if (const size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
     host = rest.substr(0, colon);
-    const std::string_view port_text = rest.substr(colon + 1);
+    port_text = rest.substr(colon + 1);
+    has_port = true;
+  }
+  if (has_port) {
     int port = 0;
     const auto [ptr, ec] =
         std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
@@ -268,7 +289,9 @@ arrow::Result<EndpointInfo> ParseEndpoint(std::string_view endpoint, std::string
   }
   if (host.empty()) return ConfigurationError(opt + ": " + Quote(endpoint) + " has no host");
   for (char c : host) {
-    if (!IsHostChar(c)) {
+    const bool ok = ipv6 ? (std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.')
+                         : IsHostChar(c);
+    if (!ok) {
       return ConfigurationError(opt + ": " + Quote(endpoint) + " has an invalid host " +
                                 Quote(host));
     }

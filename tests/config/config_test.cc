@@ -181,6 +181,13 @@ TEST(ParseEndpoint, DefaultsAndSchemes) {
   r = ParseEndpoint("http://localhost");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->port, 80);
+  r = ParseEndpoint("http://[::1]:50051");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->host, "::1");
+  EXPECT_EQ(r->target(), "[::1]:50051");
+  EXPECT_THAT(ParseEndpoint("http://[::1:50051").status().message(), HasSubstr("unclosed '['"));
+  EXPECT_THAT(ParseEndpoint("http://[::1]x").status().message(), HasSubstr("text after ']'"));
+  EXPECT_THAT(ParseEndpoint("http://[zz]:1").status().message(), HasSubstr("invalid host"));
 }
 
 TEST(ConfigValidate, TableName) {
