@@ -103,35 +103,30 @@ class StructWriter final : public ColumnWriter {
 
   void Size(const Level& level, EncodeContext* ctx) override {
     Level child = Select(level, ctx);
-    sizes_.resize(static_cast<size_t>(next_ + child.n), 0);
-    child.size = sizes_.data() + next_;
+    int64_t* s = sizes_.Get(next_ + child.n, next_) + next_;
+    std::fill(s, s + child.n, 0);
+    child.size = s;
     for (auto& c : children_) c->Size(child, ctx);
     const int64_t tag_len = info_->tag.len;
-    const int64_t* s = child.size;
-    if (child.up == nullptr) {  // every slot present, accumulators are the slots
-      for (int64_t k = 0; k < child.n; ++k) {
-        level.size[k] += tag_len + VarintSize(static_cast<uint64_t>(s[k])) + s[k];
-      }
-    } else {
-      for (int64_t j = 0; j < child.n; ++j) {
-        level.size[level.Acc(up_[j])] += tag_len + VarintSize(static_cast<uint64_t>(s[j])) + s[j];
-      }
+    for (int64_t j = 0; j < child.n; ++j) {
+      const int64_t a = level.Acc(child.up == nullptr ? j : child.up[j]);
+      level.size[a] += tag_len + VarintSize(static_cast<uint64_t>(s[j])) + s[j];
     }
     next_ += child.n;
   }
 
   void Write(const Level& level) override {
     Level child = Select(level, nullptr);
-    cur_.resize(static_cast<size_t>(child.n));
+    uint8_t** cur = cur_.Get(child.n);
     const int64_t* s = sizes_.data() + next_;
     const Tag tag = info_->tag;
     for (int64_t j = 0; j < child.n; ++j) {
-      const int64_t a = child.up == nullptr ? j : level.Acc(up_[j]);
+      const int64_t a = level.Acc(child.up == nullptr ? j : child.up[j]);
       uint8_t* out = WriteVarint(tag.Write(level.cur[a]), static_cast<uint64_t>(s[j]));
-      cur_[j] = out;
+      cur[j] = out;
       level.cur[a] = out + s[j];
     }
-    child.cur = cur_.data();
+    child.cur = cur;
     for (auto& c : children_) c->Write(child);
     next_ += child.n;
   }
@@ -142,17 +137,19 @@ class StructWriter final : public ColumnWriter {
   }
 
  private:
-  // The level of this message's fields: one slot per present (non-null) struct.
+  // The level of this message's fields: one slot per present (non-null) struct. Children are
+  // indexed like the struct, shifted by its offset.
   Level Select(const Level& level, EncodeContext* ctx) {
     Level child;
     child.parent = &level;
-    if (level.simple() && validity_ == nullptr) {
+    if (validity_ == nullptr && !level.null_pos) {  // every slot present: share the positions
       child.n = level.n;
+      child.pos = level.pos;
       child.pos_add = level.pos_add + offset_;
       return child;
     }
-    pos_.resize(static_cast<size_t>(level.n));
-    up_.resize(static_cast<size_t>(level.n));
+    int64_t* pos = pos_.Get(level.n);
+    int64_t* up = up_.Get(level.n);
     int64_t m = 0;
     for (int64_t k = 0; k < level.n; ++k) {
       const int64_t p = level.Pos(k);
@@ -161,13 +158,13 @@ class StructWriter final : public ColumnWriter {
         if (ctx != nullptr) info_->NullAt(level, k, ctx);
         continue;
       }
-      pos_[m] = i;  // children are indexed like the struct, shifted by its offset
-      up_[m] = k;
+      pos[m] = i;
+      up[m] = k;
       ++m;
     }
     child.n = m;
-    child.pos = pos_.data();
-    child.up = up_.data();
+    child.pos = pos;
+    child.up = up;
     return child;
   }
 
@@ -175,10 +172,10 @@ class StructWriter final : public ColumnWriter {
   const uint8_t* validity_;
   int64_t offset_;
   std::vector<std::unique_ptr<ColumnWriter>> children_;
-  std::vector<int64_t> sizes_;  // per present struct, whole batch
-  int64_t next_ = 0;            // running index into sizes_
-  std::vector<int64_t> pos_, up_;
-  std::vector<uint8_t*> cur_;
+  Scratch<int64_t> sizes_;  // per present struct, whole batch
+  int64_t next_ = 0;        // running index into sizes_
+  Scratch<int64_t> pos_, up_;
+  Scratch<uint8_t*> cur_;
 };
 
 class StructPlan final : public FieldPlan {
@@ -255,9 +252,9 @@ class ListWriter final : public ColumnWriter {
       element_->Size(el, ctx);
       return;
     }
-    payload_.resize(static_cast<size_t>(next_ + level.n), 0);
-    int64_t* payload = payload_.data() + next_;
-    el.acc = up_.data();  // payload per list slot
+    int64_t* payload = payload_.Get(next_ + level.n, next_) + next_;
+    std::fill(payload, payload + level.n, 0);
+    el.acc = el.up;  // payload per list slot
     el.size = payload;
     element_->Size(el, ctx);
     const int64_t tag_len = info_->field.tag.len;
@@ -292,35 +289,47 @@ class ListWriter final : public ColumnWriter {
 
  private:
   // One slot per element of the non-null lists of `level`, accumulating into the list's slot.
+  // When the lists' elements are back to back (the usual layout), positions stay implicit
+  // (first + j), which lets the element's own fields run their dense loops.
   Level Elements(const Level& level) {
-    int64_t count = 0;
-    for (int64_t k = 0; k < level.n; ++k) {
-      const int64_t i = ListIndex(level, k);
-      if (i >= 0) count += layout_.End(i) - layout_.Begin(i);
-    }
-    pos_.resize(static_cast<size_t>(count));
-    up_.resize(static_cast<size_t>(count));
+    int64_t capacity = std::max<int64_t>(level.n * 4, 64);
+    int64_t* up = up_.Get(capacity);
+    int64_t* pos = nullptr;  // materialised only once the elements stop being contiguous
+    int64_t first = -1;
     int64_t m = 0;
     for (int64_t k = 0; k < level.n; ++k) {
       const int64_t i = ListIndex(level, k);
       if (i < 0) continue;
+      const int64_t begin = layout_.Begin(i);
       const int64_t end = layout_.End(i);
-      for (int64_t e = layout_.Begin(i); e < end; ++e, ++m) {
-        pos_[m] = e;
-        up_[m] = k;
+      if (begin == end) continue;
+      if (m + (end - begin) > capacity) {
+        capacity = std::max(capacity * 2, m + (end - begin));
+        up = up_.Get(capacity, m);
+        if (pos != nullptr) pos = pos_.Get(capacity, m);
+      }
+      if (first < 0) first = begin;
+      if (pos == nullptr && begin != first + m) {
+        pos = pos_.Get(capacity);
+        for (int64_t j = 0; j < m; ++j) pos[j] = first + j;
+      }
+      for (int64_t e = begin; e < end; ++e, ++m) {
+        if (pos != nullptr) pos[m] = e;
+        up[m] = k;
       }
     }
     Level el;
-    el.n = count;
-    el.pos = pos_.data();
+    el.n = m;
+    el.pos = pos;
+    el.pos_add = pos == nullptr ? std::max<int64_t>(first, 0) : 0;
     el.parent = &level;
-    el.up = up_.data();
+    el.up = up;
     if (level.acc == nullptr) {
-      el.acc = up_.data();
+      el.acc = up;
     } else {
-      acc_.resize(static_cast<size_t>(count));
-      for (int64_t j = 0; j < count; ++j) acc_[j] = level.acc[up_[j]];
-      el.acc = acc_.data();
+      int64_t* acc = acc_.Get(m);
+      for (int64_t j = 0; j < m; ++j) acc[j] = level.acc[up[j]];
+      el.acc = acc;
     }
     return el;
   }
@@ -339,9 +348,9 @@ class ListWriter final : public ColumnWriter {
   const uint8_t* validity_;
   int64_t offset_;
   std::unique_ptr<ColumnWriter> element_;
-  std::vector<int64_t> payload_;  // packed: payload bytes per list slot, whole batch
+  Scratch<int64_t> payload_;  // packed: payload bytes per list slot, whole batch
   int64_t next_ = 0;
-  std::vector<int64_t> pos_, up_, acc_;
+  Scratch<int64_t> pos_, up_, acc_;
 };
 
 template <class Layout>
@@ -377,15 +386,17 @@ class DictionaryWriter final : public ColumnWriter {
 
  private:
   Level Remap(const Level& level) {
-    pos_.resize(static_cast<size_t>(level.n));
+    int64_t* pos = pos_.Get(level.n);
     for (int64_t k = 0; k < level.n; ++k) {
       const int64_t p = level.Pos(k);
       const int64_t i = p + offset_;
       const bool null = p < 0 || (validity_ != nullptr && !arrow::bit_util::GetBit(validity_, i));
-      pos_[k] = null ? -1 : static_cast<int64_t>(indices_[i]);
+      pos[k] = null ? -1 : static_cast<int64_t>(indices_[i]);
     }
     Level out = level;
-    out.pos = pos_.data();
+    out.pos = pos;
+    out.pos_add = 0;
+    out.null_pos = level.null_pos || validity_ != nullptr;
     return out;
   }
 
@@ -393,7 +404,7 @@ class DictionaryWriter final : public ColumnWriter {
   const uint8_t* validity_;
   int64_t offset_;
   std::unique_ptr<ColumnWriter> values_;
-  std::vector<int64_t> pos_;
+  Scratch<int64_t> pos_;
 };
 
 template <typename IndexT>
@@ -428,11 +439,11 @@ class RunEndWriter final : public ColumnWriter {
   // Slots mostly come in increasing position order: walk the runs forward from the last one
   // found, and binary-search only when a position goes backwards.
   Level Remap(const Level& level) {
-    pos_.resize(static_cast<size_t>(level.n));
+    int64_t* pos = pos_.Get(level.n);
     for (int64_t k = 0; k < level.n; ++k) {
       const int64_t p = level.Pos(k);
       if (p < 0) {
-        pos_[k] = -1;
+        pos[k] = -1;
         continue;
       }
       const int64_t x = p + offset_;
@@ -442,10 +453,11 @@ class RunEndWriter final : public ColumnWriter {
                run_ends_;
       }
       while (run_ < num_runs_ && static_cast<int64_t>(run_ends_[run_]) <= x) ++run_;
-      pos_[k] = run_;
+      pos[k] = run_;
     }
     Level out = level;
-    out.pos = pos_.data();
+    out.pos = pos;
+    out.pos_add = 0;
     return out;
   }
 
@@ -454,7 +466,7 @@ class RunEndWriter final : public ColumnWriter {
   int64_t offset_;
   std::unique_ptr<ColumnWriter> values_;
   int64_t run_ = 0;
-  std::vector<int64_t> pos_;
+  Scratch<int64_t> pos_;
 };
 
 template <typename RunEndT>

@@ -17,6 +17,7 @@
 // Thread-safety: plans are immutable and shared; writers and contexts belong to one Encode call.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -37,9 +38,11 @@ namespace arrow_zerobus::encode_internal {
 // index acc(k) of `size` (size pass) or `cur` (write pass).
 struct Level {
   int64_t n = 0;
-  // Per-slot positions; -1 means null (a null dictionary index). nullptr: pos(k) = pos_add + k.
+  // Per-slot positions, plus pos_add; a negative entry means null (a null dictionary index).
+  // nullptr: pos(k) = pos_add + k.
   const int64_t* pos = nullptr;
   int64_t pos_add = 0;
+  bool null_pos = false;  // pos may hold null entries
   // Per-slot accumulator index: several slots (elements of one list) can share one.
   // nullptr: acc(k) = k.
   const int64_t* acc = nullptr;
@@ -51,7 +54,11 @@ struct Level {
   int64_t row_base = 0;  // top level: slot k is row row_base + k
 
   bool simple() const { return pos == nullptr && acc == nullptr; }
-  int64_t Pos(int64_t k) const { return pos ? pos[k] : pos_add + k; }
+  int64_t Pos(int64_t k) const {
+    if (pos == nullptr) return pos_add + k;
+    const int64_t p = pos[k];
+    return p < 0 ? p : p + pos_add;
+  }
   int64_t Acc(int64_t k) const { return acc ? acc[k] : k; }
   // The batch row slot k belongs to (only called on the error path).
   int64_t Row(int64_t k) const {
@@ -62,6 +69,29 @@ struct Level {
     }
     return level->row_base + k;
   }
+};
+
+// Grow-only scratch memory for per-block arrays: no zeroing, no shrinking, reused block after
+// block so the steady state allocates nothing.
+template <typename T>
+class Scratch {
+ public:
+  // At least n elements; the first `keep` elements survive a regrowth.
+  T* Get(int64_t n, int64_t keep = 0) {
+    if (n > capacity_) {
+      const int64_t capacity = std::max<int64_t>(n, capacity_ * 2);
+      std::unique_ptr<T[]> grown(new T[static_cast<size_t>(capacity)]);
+      if (keep > 0) std::copy(data_.get(), data_.get() + keep, grown.get());
+      data_ = std::move(grown);
+      capacity_ = capacity;
+    }
+    return data_.get();
+  }
+  T* data() { return data_.get(); }
+
+ private:
+  std::unique_ptr<T[]> data_;
+  int64_t capacity_ = 0;
 };
 
 // Row failures found by the size pass. One per Encode call.

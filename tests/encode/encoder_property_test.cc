@@ -3,6 +3,7 @@
 // DynamicMessage, every value compared with the Arrow source by an independent reference.
 #include <arrow/api.h>
 #include <arrow/extension/json.h>
+#include <arrow/extension/uuid.h>
 #include <arrow/json/from_string.h>
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
@@ -105,6 +106,8 @@ std::shared_ptr<arrow::Schema> EveryTypeSchema() {
       field("ree_list", arrow::run_end_encoded(arrow::int64(), arrow::list(arrow::int32()))),
       field("json", arrow::extension::json(arrow::utf8())),
       field("json_large", arrow::extension::json(arrow::large_utf8())),
+      field("json_view", arrow::extension::json(arrow::utf8_view())),
+      field("uuid", arrow::extension::uuid()),
   });
 }
 

@@ -10,6 +10,7 @@
 
 #include <arrow/api.h>
 #include <arrow/extension/json.h>
+#include <arrow/extension/uuid.h>
 #include <arrow/util/bit_util.h>
 #include <arrow/util/decimal.h>
 
@@ -383,7 +384,9 @@ class RandomArrays {
       case T::EXTENSION: {
         const auto& ext = static_cast<const arrow::ExtensionType&>(*type);
         std::shared_ptr<arrow::Array> storage;
-        if (ext.storage_type()->id() == T::LARGE_STRING) {
+        if (ext.extension_name() != "arrow.json") {
+          storage = MakeUnsliced(ext.storage_type(), n, nullable);
+        } else if (ext.storage_type()->id() == T::LARGE_STRING) {
           storage = JsonTexts(arrow::LargeStringBuilder(), n, nullable);
         } else if (ext.storage_type()->id() == T::STRING_VIEW) {
           storage = JsonTexts(arrow::StringViewBuilder(), n, nullable);
