@@ -1,11 +1,15 @@
-// Parsing helpers shared by the environment and YAML loaders of WrapperConfiguration.
+// Parsing helpers and the option table shared by the environment and YAML loaders of
+// WrapperConfiguration.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <arrow/result.h>
+
+#include "arrow_zerobus/config.h"
 
 namespace arrow_zerobus::config_internal {
 
@@ -19,16 +23,9 @@ arrow::Result<double> ParseDouble(std::string_view text, std::string_view where)
 std::string Quote(std::string_view value);
 std::string ToLower(std::string_view text);
 
-}  // namespace arrow_zerobus::config_internal
-
-#include <vector>
-
-#include "arrow_zerobus/config.h"
-
-namespace arrow_zerobus::config_internal {
-
 // One loadable option: its environment variable, its YAML place, how to set it from text and
-// (for options that may be absent) how to clear it when YAML says null.
+// (for options that may be absent) how to clear it when YAML says null. Setters quote bad values
+// in errors; the secret's setter cannot fail, so it is never quoted.
 using Setter = arrow::Status (*)(WrapperConfiguration& config, const std::string& value,
                                  const std::string& where);
 using Resetter = void (*)(WrapperConfiguration& config);
@@ -39,7 +36,6 @@ struct OptionSpec {
   const char* yaml_key;      // "max_attempts"
   Setter set;
   Resetter reset;            // nullptr: null is not allowed
-  bool secret = false;       // never quote the value
 };
 
 const std::vector<OptionSpec>& OptionSpecs();

@@ -38,7 +38,7 @@ const std::vector<OptionSpec>& OptionSpecs() {
        AZ_RESET(unity_catalog_url)},
       {"ZEROBUS_CLIENT_ID", "", "client_id", AZ_STR(client_id), AZ_RESET(client_id)},
       {"ZEROBUS_CLIENT_SECRET", "", "client_secret", AZ_SET(c.client_secret = SecretString(v)),
-       AZ_RESET(client_secret), /*secret=*/true},
+       AZ_RESET(client_secret)},
       {"ZEROBUS_WRITER_DISABLED", "", "zerobus_writer_disabled",
        AZ_PARSED(zerobus_writer_disabled, ParseBool), nullptr},
       // observability
