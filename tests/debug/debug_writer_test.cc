@@ -302,6 +302,31 @@ TEST_F(DebugWriterTest, RetentionCountsOnlyThisTablesFiles) {
   EXPECT_TRUE(fs::exists(fs::path(dir_) / "notes.txt"));
 }
 
+TEST_F(DebugWriterTest, RotateClosesCurrentFiles) {
+  auto writer = DebugWriter::Open(Options());
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->WriteArrow(*MakeBatch(0, 4)).ok());
+  ASSERT_TRUE((*writer)->Rotate().ok());
+  auto files = Files(DebugFormat::kArrow);
+  ASSERT_EQ(files.size(), 1u);
+  const auto closed_size = fs::file_size(files[0]);
+  auto first = ReadArrowDebugFile(files[0]);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(TableIds(**first), Range(0, 4));
+  ASSERT_TRUE((*writer)->Rotate().ok());  // nothing open: no empty file appears
+  EXPECT_EQ(Files(DebugFormat::kArrow).size(), 1u);
+  ASSERT_TRUE((*writer)->WriteArrow(*MakeBatch(4, 2)).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+  files = Files(DebugFormat::kArrow);
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(fs::file_size(files[0]), closed_size);  // the rotated file is never written again
+  const auto stats = (*writer)->stats();
+  EXPECT_EQ(stats.arrow_files, 2);
+  EXPECT_EQ(stats.arrow_rows, 6);
+  EXPECT_EQ(stats.bytes_written,
+            static_cast<int64_t>(fs::file_size(files[0]) + fs::file_size(files[1])));
+}
+
 TEST_F(DebugWriterTest, SchemaChangeStartsNewFile) {
   auto writer = DebugWriter::Open(Options());
   ASSERT_TRUE(writer.ok());
