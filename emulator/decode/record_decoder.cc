@@ -66,9 +66,13 @@ enum class Conv : uint8_t {
   kMessage,      // message -> struct (or map entry)
 };
 
+// Common (proto type, column) pairs appended inline without the general conversion switch.
+enum class Fast : uint8_t { kGeneric, kInt64, kInt32, kDouble, kFloat, kBool, kUtf8, kBytes };
+
 struct MessagePlan;
 
 struct FieldPlan {
+  Fast fast = Fast::kGeneric;
   std::string path;
   uint32_t number = 0;
   FDP::Type type = FDP::TYPE_INT64;
@@ -212,6 +216,7 @@ class ProtoDecoder final : public RecordDecoder {
         if (fp.repeated) fp.target = fp.column->children[0].get();
         fp.packable = fp.repeated && fp.wire != kLen;
         ARROW_RETURN_NOT_OK(ChooseConv(bf, &fp));
+        fp.fast = ChooseFast(fp);
         if (fp.conv == Conv::kMessage) {
           std::vector<Column*> children;
           for (auto& c : fp.target->children) children.push_back(c.get());
@@ -230,6 +235,25 @@ class ProtoDecoder final : public RecordDecoder {
     plan->seen.resize(plan->fields.size());
     plans_.push_back(std::move(plan));
     return plans_.back().get();
+  }
+
+  static Fast ChooseFast(const FieldPlan& fp) {
+    switch (fp.conv) {
+      case Conv::kInt:
+        if ((fp.type == FDP::TYPE_INT64 || fp.type == FDP::TYPE_SFIXED64) && fp.target->width == 8) {
+          return Fast::kInt64;
+        }
+        if ((fp.type == FDP::TYPE_INT32 || fp.type == FDP::TYPE_SFIXED32) && fp.target->width == 4) {
+          return Fast::kInt32;
+        }
+        return Fast::kGeneric;
+      case Conv::kDouble: return Fast::kDouble;
+      case Conv::kFloat: return Fast::kFloat;
+      case Conv::kBool: return Fast::kBool;
+      case Conv::kUtf8: return Fast::kUtf8;
+      case Conv::kBytes: return Fast::kBytes;
+      default: return Fast::kGeneric;
+    }
   }
 
   static arrow::Status ChooseConv(const internal::BoundField& bf, FieldPlan* fp) {
@@ -460,7 +484,43 @@ class ProtoDecoder final : public RecordDecoder {
       }
       if (plan.seen[i]) {
         const Slot& s = plan.slots[i];
-        ARROW_RETURN_NOT_OK(AppendScalar(fp, fp.column, s.raw, s.ptr, s.len, depth));
+        Column* col = fp.column;
+        switch (fp.fast) {
+          case Fast::kInt64:
+            ARROW_RETURN_NOT_OK(col->AppendFixed<int64_t>(static_cast<int64_t>(s.raw)));
+            break;
+          case Fast::kInt32:
+            ARROW_RETURN_NOT_OK(col->AppendFixed<int32_t>(static_cast<int32_t>(static_cast<uint32_t>(s.raw))));
+            break;
+          case Fast::kDouble: {
+            double d;
+            std::memcpy(&d, &s.raw, 8);
+            ARROW_RETURN_NOT_OK(col->AppendFixed<double>(d));
+            break;
+          }
+          case Fast::kFloat: {
+            float f;
+            uint32_t bits = static_cast<uint32_t>(s.raw);
+            std::memcpy(&f, &bits, 4);
+            ARROW_RETURN_NOT_OK(col->AppendFixed<float>(f));
+            break;
+          }
+          case Fast::kBool:
+            ARROW_RETURN_NOT_OK(col->AppendBool(s.raw != 0));
+            break;
+          case Fast::kUtf8:
+            if (ARROW_PREDICT_FALSE(!arrow::util::ValidateUTF8(s.ptr, s.len))) {
+              return FieldError(fp, "string is not valid UTF-8");
+            }
+            ARROW_RETURN_NOT_OK(col->AppendBytes(s.ptr, s.len));
+            break;
+          case Fast::kBytes:
+            ARROW_RETURN_NOT_OK(col->AppendBytes(s.ptr, s.len));
+            break;
+          case Fast::kGeneric:
+            ARROW_RETURN_NOT_OK(AppendScalar(fp, col, s.raw, s.ptr, s.len, depth));
+            break;
+        }
       } else if (fp.required) {
         return FieldError(fp, "required field is missing");
       } else if (plan.map_entry) {
