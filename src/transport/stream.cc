@@ -13,6 +13,8 @@
 #include "arrow_zerobus/stream.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -82,6 +84,22 @@ bool ContainsNoCase(std::string_view hay, std::string_view needle) {
   });
   return it != hay.end();
 }
+
+// AZ_STREAM_TRACE=1 prints state changes to stderr (debugging; never headers or tokens).
+bool TraceOn() {
+  static const bool on = [] {
+    const char* v = std::getenv("AZ_STREAM_TRACE");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
+}
+#define AZ_TRACE(...)                                  \
+  do {                                                 \
+    if (TraceOn()) {                                   \
+      std::fprintf(stderr, "[az-stream] " __VA_ARGS__); \
+      std::fputc('\n', stderr);                        \
+    }                                                  \
+  } while (0)
 
 double Jitter() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -336,6 +354,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
 
   void MaybeReleaseHold(const std::shared_ptr<Rpc>& r, RpcOps* ops) {
     if (!r->hold_released && !r->writing && (r->dead || r->write_failed || r->writes_closed)) {
+      AZ_TRACE("release hold");
       r->hold_released = true;
       ops->rpc = r;
       ops->remove_hold = true;
@@ -345,6 +364,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   // Ends `r` from this side; `reason` is what its end reports.
   void CancelRpc(const std::shared_ptr<Rpc>& r, arrow::Status reason, RpcOps* ops) {
     if (!r || r->done) return;
+    AZ_TRACE("cancel rpc: %s", reason.ToString().c_str());
     if (!r->cancel_reason) r->cancel_reason = std::move(reason);
     ops->rpc = r;
     ops->cancel = true;
@@ -386,12 +406,15 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         ++stats.rpcs_opened;
         if (phase != Phase::kConnecting) return;
         phase = Phase::kOpen;
-        auth_retry_used = false;
         rpc_base_seq = pending.empty() ? next_seq : pending.front().seq;
         next_send_seq = rpc_base_seq;
         rpc_acked = -1;
         last_progress = Clock::now();
-        if (pending.empty()) failed_attempts = 0;  // nothing to prove by an ack
+        if (pending.empty()) {
+          // Nothing to prove by an ack: the open itself is progress.
+          failed_attempts = 0;
+          auth_retry_used = false;
+        }
         state_cv.notify_all();
         worker_cv.notify_all();
         Pump(r, ops);
@@ -424,6 +447,8 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
           return;
         }
         if (w == rpc_acked) return;
+        AZ_TRACE("ack %lld (base %lld)", static_cast<long long>(w),
+                 static_cast<long long>(rpc_base_seq));
         rpc_acked = w;
         const int64_t durable = rpc_base_seq + w;
         while (!pending.empty() && pending.front().seq <= durable) {
@@ -437,6 +462,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         }
         last_progress = Clock::now();
         failed_attempts = 0;
+        auth_retry_used = false;
         worker_cv.notify_all();
         state_cv.notify_all();
         return;
@@ -487,6 +513,9 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   void OnRpcEnded(RpcOps* ops) {
     std::shared_ptr<Rpc> r = std::move(rpc);
     rpc.reset();
+    AZ_TRACE("rpc ended: phase=%d code=%d msg=%s cancel_reason=%s", static_cast<int>(phase),
+             static_cast<int>(r->status.error_code()), r->status.error_message().c_str(),
+             r->cancel_reason ? r->cancel_reason->ToString().c_str() : "-");
     if (phase == Phase::kClosing) {
       // Everything was acked before the half-close; how the drain ends does not matter.
       phase = Phase::kClosed;
@@ -586,6 +615,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   }
 
   void StartAttempt(std::unique_lock<std::mutex>& lk) {
+    AZ_TRACE("start attempt (failed_attempts=%d)", failed_attempts);
     attempt_running = true;
     lk.unlock();
     auto headers = options.headers_provider->GetHeaders();
@@ -650,6 +680,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       }
       if (stop) break;
       const auto now = Clock::now();
+      const Phase before = phase;
       std::optional<Clock::time_point> wake;
       RpcOps ops;
       switch (phase) {
@@ -740,7 +771,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         lk.lock();
         continue;
       }
-      if (phase == Phase::kBackoff && Clock::now() >= backoff_until) continue;
+      if (phase != before) continue;  // the new phase has its own deadline
       if (!to_complete.empty() || !to_fail.empty() || stop) continue;
       if (wake) {
         worker_cv.wait_until(lk, *wake);
@@ -794,6 +825,7 @@ void Rpc::Execute(RpcOps& ops) {
 void Rpc::OnReadDone(bool ok) {
   RpcOps ops;
   auto me = self;  // alive until OnDone, which cannot run during this reaction
+  AZ_TRACE("read done ok=%d", ok ? 1 : 0);
   if (!ok) {
     std::lock_guard<std::mutex> lk(core_->mu);
     dead = true;
@@ -839,6 +871,7 @@ void Rpc::OnWritesDoneDone(bool ok) {
 }
 
 void Rpc::OnDone(const grpc::Status& s) {
+  AZ_TRACE("OnDone code=%d", static_cast<int>(s.error_code()));
   std::shared_ptr<Rpc> keep = std::move(self);
   std::shared_ptr<ZerobusStream::Core> core = core_;
   {
