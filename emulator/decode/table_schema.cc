@@ -827,11 +827,7 @@ class Binder {
     }
     const arrow::DataType& target =
         col_is_list ? *checked_cast<const arrow::ListType&>(col_type).value_type() : col_type;
-    if (resolved.type == FieldDescriptorProto::TYPE_MESSAGE && IsMapEntry(*resolved.message) &&
-        bf.repeated) {
-      return InvalidArgument("descriptor " + FieldLabel(path, field) + " is a map but " + col_desc +
-                             " is not a map");
-    }
+    // A map-entry message bound to array<struct<key, value>> is fine: the wire form is the same.
     ARROW_RETURN_NOT_OK(CheckScalarOrStruct(field, resolved, target, path, col_desc, depth, &bf));
     return bf;
   }
@@ -953,10 +949,18 @@ class SchemaDeriver {
       std::shared_ptr<arrow::DataType> type;
       if (repeated && resolved.type == FieldDescriptorProto::TYPE_MESSAGE &&
           resolved.message->options().map_entry()) {
-        ARROW_ASSIGN_OR_RAISE(auto kv, Fields(*resolved.message, resolved.message_path, path, depth + 1));
-        if (kv.size() != 2 || kv[0]->name() != "key" || kv[1]->name() != "value") {
-          return InvalidArgument("descriptor field '" + path + "': map entry needs key = 1 and value = 2");
+        const DescriptorProto& entry = *resolved.message;
+        bool shape = entry.field_size() == 2;
+        for (const auto& f : entry.field()) {
+          shape = shape && ((f.name() == "key" && f.number() == 1) || (f.name() == "value" && f.number() == 2)) &&
+                  f.label() != FieldDescriptorProto::LABEL_REPEATED;
         }
+        if (!shape) {
+          return InvalidArgument("descriptor field '" + path + "': map entry '" + entry.name() +
+                                 "' needs exactly key = 1 and value = 2, neither repeated");
+        }
+        ARROW_ASSIGN_OR_RAISE(auto kv, Fields(entry, resolved.message_path, path, depth + 1));
+        if (kv[0]->name() != "key") std::swap(kv[0], kv[1]);
         auto key_type = kv[0]->type()->id();
         if (key_type == arrow::Type::LIST || key_type == arrow::Type::STRUCT ||
             key_type == arrow::Type::MAP) {

@@ -194,7 +194,7 @@ TEST(TableStore, CommitsWhenRowLimitIsReachedWithoutWaitingForTheInterval) {
   ASSERT_TRUE(acks.WaitFor(4, std::chrono::seconds(10)));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
   EXPECT_EQ(acks.order(), (std::vector<int>{0, 1, 2, 3}));
-  EXPECT_GE(table->stats().commits, 2);
+  EXPECT_GE(table->stats().commits, 1);  // 1 or 2: the committer may wake after all four
   // A fifth append stays pending (below the row limit, interval far away) until Flush.
   table->Append(IotBatch(20, 1), 0, acks.Callback(4));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
