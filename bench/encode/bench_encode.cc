@@ -2,6 +2,7 @@
 // baseline run in the same process: each row built as a libprotobuf DynamicMessage through
 // reflection and serialized with SerializeToString.
 //
+// Rates are per CPU second of the (single) benchmark thread, median of the repetitions.
 // Ends with one JSON line per schema:
 //   {"name":"encode_iot","rows_per_s":...,"mb_per_s":...,"ratio_vs_dynamic_message":...}
 #include <cstdio>
@@ -276,9 +277,11 @@ void BM_DynamicMessage(benchmark::State& state, Case* c) {
   state.SetBytesProcessed(bytes);
 }
 
-// Keeps each benchmark's rates for the JSON summary.
+// Keeps each benchmark's rates for the JSON summary: the median over the repetitions (the
+// machine is shared and noisy), or the single run without repetitions.
 class Collector : public benchmark::ConsoleReporter {
  public:
+  Collector() : benchmark::ConsoleReporter(OO_Tabular) {}
   struct Rates {
     double rows_per_s = 0;
     double bytes_per_s = 0;
@@ -288,6 +291,9 @@ class Collector : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& run : runs) {
       if (run.error_occurred) continue;
+      const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+      if (run.run_type == Run::RT_Aggregate && !median) continue;
+      if (!median && rates.count(run.run_name.function_name)) continue;
       Rates r;
       auto items = run.counters.find("items_per_second");
       auto bytes = run.counters.find("bytes_per_second");
@@ -308,10 +314,12 @@ int main(int argc, char** argv) {
   for (auto& c : cases) {
     benchmark::RegisterBenchmark(("encode_" + c->name).c_str(), BM_Encode, c.get())
         ->Unit(benchmark::kMillisecond)
-        ->MinTime(1.0);
+        ->MinTime(0.5)
+        ->Repetitions(5);
     benchmark::RegisterBenchmark(("dynamic_message_" + c->name).c_str(), BM_DynamicMessage, c.get())
         ->Unit(benchmark::kMillisecond)
-        ->MinTime(1.0);
+        ->MinTime(0.5)
+        ->Repetitions(3);
   }
   benchmark::Initialize(&argc, argv);
   Collector collector;

@@ -99,7 +99,10 @@ class StructWriter final : public ColumnWriter {
       : info_(info),
         validity_(ValidityOrNull(data)),
         offset_(data.offset),
-        children_(std::move(children)) {}
+        children_(std::move(children)) {
+    // Usually each struct is visited once; dictionaries and list views may need more.
+    sizes_.Get(data.length);
+  }
 
   void Size(const Level& level, EncodeContext* ctx) override {
     Level child = Select(level, ctx);
@@ -243,7 +246,9 @@ class ListWriter final : public ColumnWriter {
         layout_(data),
         validity_(ValidityOrNull(data)),
         offset_(data.offset),
-        element_(std::move(element)) {}
+        element_(std::move(element)) {
+    if (info_->packed) payload_.Get(data.length);
+  }
 
   void Size(const Level& level, EncodeContext* ctx) override {
     Level el = Elements(level);

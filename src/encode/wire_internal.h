@@ -19,6 +19,8 @@ AZ_ALWAYS_INLINE int64_t VarintSize(uint64_t v) {
 }
 
 AZ_ALWAYS_INLINE uint8_t* WriteVarint(uint8_t* out, uint64_t v) {
+  // A plain byte loop: measured no slower than register tricks here, and its branch is
+  // predictable for a column whose values have similar magnitudes.
   while (v >= 0x80) {
     *out++ = static_cast<uint8_t>(v | 0x80);
     v >>= 7;
