@@ -1,0 +1,403 @@
+// End-to-end throughput: encoded `iot` chunks (64k-row batches) -> ZerobusStream -> gRPC over
+// loopback -> the in-process emulator (null sink) -> durable ack. In the same run, the vendor's
+// Python SDK (databricks-zerobus-ingest-sdk) ingests the same rows, pre-encoded, with its batch
+// API against the same emulator, as the baseline.
+//
+// Also measured: the request framing kernels (hand-framed header + slice over the encoder's
+// buffer vs. a generated EphemeralStreamRequest), and the end-to-end run with each.
+//
+// Options (environment): AZ_E2E_BATCHES (default 32 batches of 65536 rows), AZ_E2E_REPEAT (3),
+// AZ_E2E_VENDOR_BATCHES (default = AZ_E2E_BATCHES), AZ_PYTHON (python3), AZ_E2E_NO_VENDOR=1.
+//
+// Ends with: {"name":"e2e_iot","rows_per_s":..,"mb_per_s":..,"vendor_rows_per_s":..,
+//             "ratio_vs_vendor":..}
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <arrow/api.h>
+#include <benchmark/benchmark.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <nlohmann/json.hpp>
+
+#include "arrow_zerobus/auth.h"
+#include "arrow_zerobus/encode.h"
+#include "arrow_zerobus/stream.h"
+#include "server/emulator.h"
+#include "transport/wire_internal.h"
+
+namespace {
+
+namespace az = arrow_zerobus;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kBatchRows = 64 * 1024;
+constexpr const char* kTable = "main.bench.iot";
+constexpr const char* kVendorTable = "main.bench.iot_vendor";
+constexpr const char* kClientId = "bench-client";
+constexpr const char* kClientSecret = "bench-secret";
+
+int64_t EnvInt(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoll(v) : fallback;
+}
+
+// ---- data --------------------------------------------------------------------------------------
+
+std::shared_ptr<arrow::Schema> IotSchema() {
+  return arrow::schema({arrow::field("id", arrow::int64(), false),
+                        arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), false),
+                        arrow::field("device_id", arrow::utf8()),
+                        arrow::field("site", arrow::dictionary(arrow::int32(), arrow::utf8())),
+                        arrow::field("temperature", arrow::float64()),
+                        arrow::field("humidity", arrow::float64()),
+                        arrow::field("pressure", arrow::float64()),
+                        arrow::field("voltage", arrow::float64()),
+                        arrow::field("status", arrow::int32()),
+                        arrow::field("alarm", arrow::boolean())});
+}
+
+std::shared_ptr<arrow::RecordBatch> IotBatch(int64_t first_id, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  auto schema = IotSchema();
+  arrow::Int64Builder id;
+  arrow::TimestampBuilder ts(schema->field(1)->type(), arrow::default_memory_pool());
+  arrow::StringBuilder device;
+  arrow::Int32Builder site_idx;
+  arrow::DoubleBuilder measures[4];
+  arrow::Int32Builder status;
+  arrow::BooleanBuilder alarm;
+  const double lo[4] = {-25, 0, 940, 2.9}, hi[4] = {48, 100, 1060, 3.7};
+  const int64_t t0 = 1'750'000'000'000'000;
+  static const char kChars[] = "0123456789abcdef";
+  for (int64_t i = 0; i < kBatchRows; ++i) {
+    (void)id.Append(first_id + i);
+    (void)ts.Append(t0 + (first_id + i) * 250 + static_cast<int64_t>(rng() % 250));
+    const int len = 8 + static_cast<int>(rng() % 9);  // 8-16 chars
+    char buf[16];
+    for (int c = 0; c < len; ++c) buf[c] = kChars[rng() % 16];
+    (void)device.Append(buf, len);
+    (void)site_idx.Append(static_cast<int32_t>(rng() % 12));
+    for (int m = 0; m < 4; ++m) {
+      if (rng() % 100 < 5) {
+        (void)measures[m].AppendNull();
+      } else {
+        (void)measures[m].Append(lo[m] + (hi[m] - lo[m]) * static_cast<double>(rng() % 100000) / 1e5);
+      }
+    }
+    (void)status.Append(rng() % 10 == 0 ? static_cast<int32_t>(rng() % 512) : 0);
+    (void)alarm.Append(rng() % 40 == 0);
+  }
+  arrow::StringBuilder sites;
+  for (int s = 0; s < 12; ++s) (void)sites.Append("plant-" + std::to_string(100 + s));
+  auto site = arrow::DictionaryArray::FromArrays(schema->field(3)->type(),
+                                                 site_idx.Finish().ValueOrDie(),
+                                                 sites.Finish().ValueOrDie())
+                  .ValueOrDie();
+  std::vector<std::shared_ptr<arrow::Array>> cols = {
+      id.Finish().ValueOrDie(), ts.Finish().ValueOrDie(), device.Finish().ValueOrDie(), site};
+  for (auto& m : measures) cols.push_back(m.Finish().ValueOrDie());
+  cols.push_back(status.Finish().ValueOrDie());
+  cols.push_back(alarm.Finish().ValueOrDie());
+  return arrow::RecordBatch::Make(schema, kBatchRows, cols);
+}
+
+struct Workload {
+  az::DescriptorProto descriptor;
+  std::vector<az::EncodedBatch> batches;
+  int64_t rows = 0;
+  int64_t bytes = 0;  // framed record bytes (what goes on the wire, less a few header bytes)
+};
+
+Workload MakeWorkload(int64_t num_batches) {
+  Workload w;
+  auto encoder = az::RecordBatchEncoder::Make(IotSchema()).ValueOrDie();
+  w.descriptor = encoder->descriptor();
+  for (int64_t b = 0; b < num_batches; ++b) {
+    auto batch = IotBatch(b * kBatchRows, 1234 + static_cast<uint64_t>(b));
+    auto enc = encoder->Encode(*batch).ValueOrDie();
+    if (!enc.failed_rows.empty()) {
+      std::fprintf(stderr, "unexpected row failures: %s\n", enc.failed_rows[0].message.c_str());
+      std::exit(1);
+    }
+    w.rows += enc.num_records();
+    w.bytes += enc.buffer->size();
+    w.batches.push_back(std::move(enc));
+  }
+  return w;
+}
+
+// ---- framing kernels ---------------------------------------------------------------------------
+
+const Workload* g_kernel_work = nullptr;
+
+void BM_FrameZeroCopy(benchmark::State& state) {
+  const auto& b = g_kernel_work->batches[0];
+  const std::string_view body = b.framed(b.chunks[0]);
+  int64_t offset = 0;
+  for (auto _ : state) {
+    grpc::ByteBuffer bb =
+        az::internal::MakeIngestRequest(true, az::RecordType::kProto, offset++, b.buffer, body, true);
+    benchmark::DoNotOptimize(bb);
+  }
+  state.SetItemsProcessed(state.iterations() * (b.chunks[0].end - b.chunks[0].begin));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(body.size()));
+}
+
+void BM_FrameGeneratedMessage(benchmark::State& state) {
+  const auto& b = g_kernel_work->batches[0];
+  const std::string_view body = b.framed(b.chunks[0]);
+  int64_t offset = 0;
+  for (auto _ : state) {
+    grpc::ByteBuffer bb = az::internal::MakeIngestRequest(true, az::RecordType::kProto, offset++,
+                                                          b.buffer, body, false);
+    benchmark::DoNotOptimize(bb);
+  }
+  state.SetItemsProcessed(state.iterations() * (b.chunks[0].end - b.chunks[0].begin));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(body.size()));
+}
+
+BENCHMARK(BM_FrameZeroCopy)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_FrameGeneratedMessage)->Unit(benchmark::kMicrosecond);
+
+// ---- end to end ---------------------------------------------------------------------------------
+
+struct RunResult {
+  double seconds = 0;
+  double rows_per_s = 0;
+  double mb_per_s = 0;
+  int64_t replayed = 0;
+};
+
+RunResult RunClient(const az::emulator::Emulator& emu, const Workload& w, int streams,
+                    bool zero_copy) {
+  az::OAuthOptions oo = az::OAuthOptions::Defaults();
+  oo.unity_catalog_url = emu.http_endpoint();
+  oo.client_id = kClientId;
+  oo.client_secret = kClientSecret;
+  oo.table_name = kTable;
+  oo.workspace_id = "1234";
+  auto provider = az::MakeOAuthHeadersProvider(oo).ValueOrDie();
+
+  az::StreamOptions so = az::StreamOptions::Defaults();
+  so.endpoint = emu.grpc_endpoint();
+  so.table_name = kTable;
+  so.descriptor = w.descriptor;
+  so.headers_provider = provider;
+  so.zero_copy = zero_copy;
+  so.application_name = "bench_e2e";
+  std::vector<std::unique_ptr<az::ZerobusStream>> ss;
+  for (int i = 0; i < streams; ++i) {
+    auto s = az::ZerobusStream::Open(so);
+    if (!s.ok()) {
+      std::fprintf(stderr, "open failed: %s\n", s.status().ToString().c_str());
+      std::exit(1);
+    }
+    ss.push_back(std::move(*s));
+  }
+  std::vector<arrow::Future<az::IngestAck>> futures;
+  futures.reserve(w.batches.size() * 2);
+  const auto start = Clock::now();
+  size_t next = 0;
+  for (const auto& b : w.batches) {
+    for (const auto& chunk : b.chunks) {
+      auto f = ss[next++ % ss.size()]->IngestChunk(b, chunk);
+      if (!f.ok()) {
+        std::fprintf(stderr, "ingest failed: %s\n", f.status().ToString().c_str());
+        std::exit(1);
+      }
+      futures.push_back(*f);
+    }
+  }
+  for (auto& s : ss) {
+    auto st = s->Flush();
+    if (!st.ok()) {
+      std::fprintf(stderr, "flush failed: %s\n", st.ToString().c_str());
+      std::exit(1);
+    }
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  RunResult r;
+  for (auto& f : futures) {
+    if (!f.status().ok()) {
+      std::fprintf(stderr, "request failed: %s\n", f.status().ToString().c_str());
+      std::exit(1);
+    }
+  }
+  for (auto& s : ss) {
+    r.replayed += s->stats().requests_replayed;
+    (void)s->Close();
+  }
+  r.seconds = secs;
+  r.rows_per_s = static_cast<double>(w.rows) / secs;
+  r.mb_per_s = static_cast<double>(w.bytes) / secs / 1e6;
+  return r;
+}
+
+RunResult Best(const az::emulator::Emulator& emu, const Workload& w, int streams, bool zero_copy,
+               int repeat) {
+  RunResult best;
+  for (int i = 0; i < repeat; ++i) {
+    RunResult r = RunClient(emu, w, streams, zero_copy);
+    if (r.rows_per_s > best.rows_per_s) best = r;
+  }
+  return best;
+}
+
+// ---- vendor SDK ---------------------------------------------------------------------------------
+
+// Records of the first `batches` batches: per batch a u32 count, then per record u32 length +
+// bytes (little endian).
+std::string WriteRowsFile(const Workload& w, int64_t batches, const std::string& dir) {
+  const std::string path = dir + "/rows.bin";
+  std::ofstream out(path, std::ios::binary);
+  for (int64_t b = 0; b < batches; ++b) {
+    const auto& e = w.batches[b];
+    const uint32_t n = static_cast<uint32_t>(e.num_records());
+    out.write(reinterpret_cast<const char*>(&n), 4);
+    for (int64_t i = 0; i < e.num_records(); ++i) {
+      std::string_view r = e.record(i);
+      const uint32_t len = static_cast<uint32_t>(r.size());
+      out.write(reinterpret_cast<const char*>(&len), 4);
+      out.write(r.data(), static_cast<std::streamsize>(r.size()));
+    }
+  }
+  return path;
+}
+
+std::string WriteDescriptorFile(const Workload& w, const std::string& dir) {
+  google::protobuf::FileDescriptorProto file;
+  file.set_name("iot_bench.proto");
+  file.set_syntax("proto2");
+  *file.add_message_type() = w.descriptor;
+  const std::string path = dir + "/descriptor.bin";
+  std::ofstream out(path, std::ios::binary);
+  out << file.SerializeAsString();
+  return path;
+}
+
+// Runs the vendor script; its last stdout line is JSON {"rows":..,"seconds":..}.
+std::optional<nlohmann::json> RunVendor(const az::emulator::Emulator& emu, const std::string& rows,
+                                        const std::string& descriptor) {
+  const char* py = std::getenv("AZ_PYTHON");
+  std::string cmd = std::string(py && *py ? py : "python3") + " " + AZ_SOURCE_DIR +
+                    "/bench/e2e/vendor_sdk_ingest.py --endpoint " + emu.grpc_endpoint() +
+                    " --uc-url " + emu.http_endpoint() + " --table " + kVendorTable +
+                    " --client-id " + kClientId + " --rows " + rows + " --descriptor " +
+                    descriptor;
+  // The secret goes through the environment, not the command line.
+  setenv("AZ_VENDOR_CLIENT_SECRET", kClientSecret, 1);
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  const int rc = pclose(p);
+  std::fputs(out.c_str(), stdout);
+  if (rc != 0) {
+    std::fprintf(stderr, "vendor SDK run failed (exit %d)\n", rc);
+    return std::nullopt;
+  }
+  auto pos = out.rfind("{\"vendor\"");
+  if (pos == std::string::npos) return std::nullopt;
+  auto j = nlohmann::json::parse(out.substr(pos, out.find('\n', pos) - pos), nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int64_t num_batches = EnvInt("AZ_E2E_BATCHES", 32);
+  const int repeat = static_cast<int>(EnvInt("AZ_E2E_REPEAT", 3));
+  const int64_t vendor_batches =
+      std::min<int64_t>(EnvInt("AZ_E2E_VENDOR_BATCHES", num_batches), num_batches);
+
+  const auto t_enc = Clock::now();
+  Workload w = MakeWorkload(num_batches);
+  const double enc_s = std::chrono::duration<double>(Clock::now() - t_enc).count();
+  std::printf("workload: %lld batches x %lld rows = %lld rows, %.1f MB framed (%.1f B/row); "
+              "generate+encode %.2f s\n",
+              static_cast<long long>(num_batches), static_cast<long long>(kBatchRows),
+              static_cast<long long>(w.rows), w.bytes / 1e6,
+              static_cast<double>(w.bytes) / static_cast<double>(w.rows), enc_s);
+
+  g_kernel_work = &w;
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+
+  fs::path dir = fs::temp_directory_path() / ("az_bench_e2e_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  auto eo = az::emulator::EmulatorOptions::Defaults();
+  eo.data_dir = (dir / "data").string();
+  eo.sink = az::emulator::SinkKind::kNull;
+  eo.fsync = false;
+  eo.principals = {{kClientId, kClientSecret}};
+  az::emulator::Emulator emu(eo);
+  auto st = emu.Start();
+  if (!st.ok()) {
+    std::fprintf(stderr, "emulator: %s\n", st.ToString().c_str());
+    return 1;
+  }
+
+  // Warm-up (connections, allocator).
+  (void)RunClient(emu, w, 1, true);
+  struct Row {
+    const char* label;
+    int streams;
+    bool zero_copy;
+    RunResult r;
+  };
+  std::vector<Row> rows = {{"zero-copy, 1 stream", 1, true, {}},
+                           {"generated messages, 1 stream", 1, false, {}},
+                           {"zero-copy, 2 streams", 2, true, {}},
+                           {"generated messages, 2 streams", 2, false, {}}};
+  for (auto& row : rows) {
+    row.r = Best(emu, w, row.streams, row.zero_copy, repeat);
+    std::printf("%-32s %10.0f rows/s %8.1f MB/s  (%.3f s, best of %d, replayed %lld)\n", row.label,
+                row.r.rows_per_s, row.r.mb_per_s, row.r.seconds, repeat,
+                static_cast<long long>(row.r.replayed));
+  }
+  const Row* best = &rows[0];
+  for (const auto& row : rows) {
+    if (row.zero_copy && row.r.rows_per_s > best->r.rows_per_s) best = &row;
+  }
+
+  double vendor_rps = 0;
+  if (EnvInt("AZ_E2E_NO_VENDOR", 0) == 0) {
+    const std::string rows_file = WriteRowsFile(w, vendor_batches, dir.string());
+    const std::string desc_file = WriteDescriptorFile(w, dir.string());
+    auto v = RunVendor(emu, rows_file, desc_file);
+    if (v && (*v)["vendor"].contains("rows_per_s")) {
+      vendor_rps = (*v)["vendor"]["rows_per_s"].get<double>();
+      std::printf("%-32s %10.0f rows/s\n", "vendor Python SDK, 1 stream", vendor_rps);
+    }
+  }
+  (void)emu.Shutdown();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+
+  nlohmann::json out = {{"name", "e2e_iot"},
+                        {"rows_per_s", std::round(best->r.rows_per_s)},
+                        {"mb_per_s", std::round(best->r.mb_per_s * 10) / 10},
+                        {"streams", best->streams},
+                        {"generated_path_rows_per_s", std::round(rows[best->streams == 1 ? 1 : 3].r.rows_per_s)},
+                        {"vendor_rows_per_s", std::round(vendor_rps)},
+                        {"ratio_vs_vendor",
+                         vendor_rps > 0 ? std::round(best->r.rows_per_s / vendor_rps * 100) / 100
+                                        : 0.0}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
