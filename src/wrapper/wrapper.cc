@@ -1,0 +1,849 @@
+// ZerobusWrapper: encoders per schema, stream pools per descriptor (streams_per_table slots each,
+// opened lazily, least in-flight first), per-row accounting over chunk futures, retries of
+// unacknowledged chunks on fresh streams, per-wrapper cool-downs, debug files and telemetry.
+//
+// Locks: `Impl::mu` guards the caches, the cool-down and the lifecycle; each slot has its own
+// mutex (held while choosing or replacing its stream, never while waiting for acks or while a
+// stream opens); StreamHandle::mu guards the requests taken back from a failed stream. No lock is
+// held while a send waits for its futures, sleeps between attempts or opens a stream.
+
+#include "arrow_zerobus/wrapper.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+
+#include <arrow/record_batch.h>
+#include <arrow/type.h>
+
+#include "arrow_zerobus/auth.h"
+#include "arrow_zerobus/encode.h"
+#include "arrow_zerobus/errors.h"
+#include "wrapper/wrapper_internal.h"
+
+namespace arrow_zerobus {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Encoders kept per wrapper; beyond this the oldest is dropped (a stream of ever-new schemas
+// must not grow memory without bound).
+constexpr size_t kMaxCachedEncoders = 64;
+
+double UnitRandom() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+int64_t JitterMs(int64_t max_ms) {
+  if (max_ms <= 0) return 0;
+  return static_cast<int64_t>(UnitRandom() * static_cast<double>(max_ms + 1));
+}
+
+std::string FormatPercent(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f%%", v * 100.0);
+  return buf;
+}
+
+// One opened stream. After its final failure the requests it never acknowledged are taken back
+// once and kept here (their buffers stay alive, so their addresses identify them) to tell each
+// batch how often its chunks went on the wire.
+struct StreamHandle {
+  explicit StreamHandle(std::unique_ptr<ZerobusStream> s) : stream(std::move(s)) {}
+
+  // Wire sends of the request whose bytes start at `data` (0 when it never went out).
+  int32_t SendsOf(const char* data) {
+    std::lock_guard<std::mutex> lk(mu);
+    if (!taken) {
+      taken = true;
+      unacked = stream->TakeUnacked();
+      for (const auto& u : unacked) sends[u.bytes.data()] = u.sends;
+    }
+    auto it = sends.find(data);
+    return it == sends.end() ? 0 : it->second;
+  }
+
+  std::unique_ptr<ZerobusStream> stream;
+  std::mutex mu;
+  bool taken = false;
+  std::vector<UnackedRequest> unacked;
+  std::unordered_map<const char*, int32_t> sends;
+};
+
+struct StreamSlot {
+  std::mutex mu;
+  std::condition_variable cv;  // waits for an open in progress
+  std::shared_ptr<StreamHandle> handle;
+  bool opening = false;
+  int64_t open_generation = 0;
+  arrow::Status last_open_error;
+  std::atomic<int64_t> inflight_bytes{0};
+  // Acks of the streams this slot held before the current one.
+  int64_t retired_requests_acked = 0;
+  int64_t retired_records_acked = 0;
+};
+
+struct StreamPool {
+  DescriptorProto descriptor;
+  std::vector<std::unique_ptr<StreamSlot>> slots;
+  std::atomic<uint64_t> next{0};  // rotates the tie-break among equally loaded slots
+};
+
+struct EncoderEntry {
+  std::shared_ptr<arrow::Schema> schema;
+  std::shared_ptr<RecordBatchEncoder> encoder;
+  std::shared_ptr<StreamPool> pool;  // null when the writer is disabled
+};
+
+// A run of encoded records that travels as one request, and how often it went on the wire.
+struct Chunk {
+  RecordRange range;
+  int64_t bytes = 0;
+  int32_t wire_sends = 0;
+};
+
+}  // namespace
+
+struct ZerobusWrapper::Impl {
+  explicit Impl(WrapperConfiguration c) : config(std::move(c)) {}
+  ~Impl() { (void)Shutdown(); }
+
+  // ---- configuration and parts (set by Make, then read-only) ---------------------------------
+  WrapperConfiguration config;
+  std::shared_ptr<HeadersProvider> headers;  // null without credentials
+  std::unique_ptr<DebugWriter> debug;
+  std::unique_ptr<Telemetry> telemetry;
+
+  // ---- guarded by mu ---------------------------------------------------------------------------
+  mutable std::mutex mu;
+  std::condition_variable cv;  // lifecycle changes; wakes sleeping retries on shutdown
+  std::vector<EncoderEntry> encoders;
+  std::map<std::string, std::shared_ptr<StreamPool>> pools;  // by serialized descriptor
+  Clock::time_point cooldown_until{};
+  std::string cooldown_reason;
+  bool shutting_down = false;
+  bool shutdown_running = false;
+  std::optional<arrow::Status> shutdown_status;
+  int active_sends = 0;
+
+  // Unity Catalog descriptor, fetched once (its own lock: the fetch is network I/O).
+  std::mutex uc_mu;
+  std::optional<DescriptorProto> uc_descriptor;
+
+  // ---- counters (guarded by stats_mu) ----------------------------------------------------------
+  mutable std::mutex stats_mu;
+  WrapperStats counters;                // scalar fields only
+  int64_t retired_records_replayed = 0;  // by streams no longer in a slot
+  int64_t wrapper_replays = 0;           // re-sends of chunks that had been on the wire
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  arrow::Status Shutdown() {
+    {
+      std::unique_lock<std::mutex> lk(mu);
+      if (shutdown_status) return *shutdown_status;
+      if (shutdown_running) {
+        cv.wait(lk, [&] { return shutdown_status.has_value(); });
+        return *shutdown_status;
+      }
+      shutdown_running = true;
+      shutting_down = true;
+      cv.notify_all();  // retries sleeping between attempts give up now
+      cv.wait(lk, [&] { return active_sends == 0; });
+    }
+    arrow::Status first;
+    auto keep = [&first](arrow::Status st) {
+      if (first.ok() && !st.ok()) first = std::move(st);
+    };
+    for (auto& handle : TakeAllHandles()) keep(handle->stream->Close());
+    if (debug) keep(debug->Close());
+    if (telemetry) {
+      telemetry->SetInFlight(0, 0);
+      telemetry->Shutdown();  // one last export
+    }
+    std::lock_guard<std::mutex> lk(mu);
+    shutdown_status = first;
+    cv.notify_all();
+    return first;
+  }
+
+  // Empties every slot (shutdown), keeping their counters.
+  std::vector<std::shared_ptr<StreamHandle>> TakeAllHandles() {
+    std::vector<std::shared_ptr<StreamPool>> all;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      for (auto& [key, pool] : pools) all.push_back(pool);
+    }
+    std::vector<std::shared_ptr<StreamHandle>> out;
+    for (auto& pool : all) {
+      for (auto& slot : pool->slots) {
+        std::lock_guard<std::mutex> lk(slot->mu);
+        if (!slot->handle) continue;
+        out.push_back(slot->handle);
+        RetireLocked(*slot, /*failed=*/false);
+      }
+    }
+    return out;
+  }
+
+  std::vector<std::shared_ptr<StreamHandle>> LiveHandles() const {
+    std::vector<std::shared_ptr<StreamPool>> all;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      for (const auto& [key, pool] : pools) all.push_back(pool);
+    }
+    std::vector<std::shared_ptr<StreamHandle>> out;
+    for (auto& pool : all) {
+      for (auto& slot : pool->slots) {
+        std::lock_guard<std::mutex> lk(slot->mu);
+        if (slot->handle) out.push_back(slot->handle);
+      }
+    }
+    return out;
+  }
+
+  arrow::Status Flush() {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (shutdown_status) return arrow::Status::OK();  // everything was flushed by Shutdown
+    }
+    arrow::Status first;
+    for (auto& handle : LiveHandles()) {
+      const StreamState state = handle->stream->state();
+      if (state == StreamState::kFailed || state == StreamState::kClosed) continue;
+      arrow::Status st = handle->stream->Flush(milliseconds(config.flush_timeout_ms));
+      if (first.ok() && !st.ok()) first = std::move(st);
+    }
+    if (debug) {
+      arrow::Status st = debug->Flush();
+      if (first.ok() && !st.ok()) first = std::move(st);
+    }
+    return first;
+  }
+
+  // ---- cool-downs ------------------------------------------------------------------------------
+
+  std::optional<CooldownInfo> ActiveCooldown() const {
+    std::lock_guard<std::mutex> lk(mu);
+    const auto now = Clock::now();
+    if (now >= cooldown_until) return std::nullopt;
+    CooldownInfo info;
+    info.reason = cooldown_reason;
+    // Round up so a cool-down in force never reports 0 ms left.
+    info.remaining = std::chrono::ceil<milliseconds>(cooldown_until - now);
+    return info;
+  }
+
+  void StartCooldown(int64_t base_ms, std::string reason) {
+    const auto until = Clock::now() + milliseconds(base_ms + JitterMs(config.cooldown_jitter_ms));
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (until <= cooldown_until) return;  // a longer one is already in force
+      cooldown_until = until;
+      cooldown_reason = std::move(reason);
+    }
+    std::lock_guard<std::mutex> lk(stats_mu);
+    ++counters.cooldowns_started;
+  }
+
+  arrow::Status CooldownError(const CooldownInfo& info) const {
+    return MakeError(ErrorKind::kTransmission, true,
+                     "cool-down in force after " + info.reason + ": send_batch refused for " +
+                         std::to_string(info.remaining.count()) +
+                         " ms more (no row was sent)");
+  }
+
+  // ---- encoders and pools ----------------------------------------------------------------------
+
+  arrow::Result<DescriptorProto> UnityCatalogDescriptor() {
+    std::lock_guard<std::mutex> lk(uc_mu);
+    if (uc_descriptor) return *uc_descriptor;
+    UnityCatalogOptions o = UnityCatalogOptions::Defaults();
+    o.unity_catalog_url = config.unity_catalog_url.value_or("");
+    o.table_name = config.table_name;
+    o.headers_provider = headers;
+    o.timeout = milliseconds(config.stream_open_timeout_ms);
+    o.ca_file = config.ca_file.value_or("");
+    ARROW_ASSIGN_OR_RAISE(DescriptorProto d, FetchUnityCatalogDescriptor(o));
+    uc_descriptor = d;
+    return d;
+  }
+
+  std::shared_ptr<StreamPool> PoolFor(const DescriptorProto& descriptor) {
+    std::string key = descriptor.SerializeAsString();
+    std::lock_guard<std::mutex> lk(mu);
+    auto& pool = pools[key];
+    if (!pool) {
+      pool = std::make_shared<StreamPool>();
+      pool->descriptor = descriptor;
+      for (int32_t i = 0; i < config.streams_per_table; ++i) {
+        pool->slots.push_back(std::make_unique<StreamSlot>());
+      }
+    }
+    return pool;
+  }
+
+  arrow::Result<EncoderEntry> EncoderFor(const std::shared_ptr<arrow::Schema>& schema) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      for (const auto& e : encoders) {
+        if (e.schema == schema) return e;
+      }
+      for (const auto& e : encoders) {
+        if (e.schema->Equals(*schema, /*check_metadata=*/false)) return e;
+      }
+    }
+    // Plan outside the lock: binding a wide schema takes a while.
+    std::unique_ptr<RecordBatchEncoder> encoder;
+    switch (config.descriptor_source) {
+      case DescriptorSource::kArrowSchema: {
+        ARROW_ASSIGN_OR_RAISE(encoder, RecordBatchEncoder::Make(schema));
+        break;
+      }
+      case DescriptorSource::kGiven: {
+        ARROW_ASSIGN_OR_RAISE(encoder, RecordBatchEncoder::Make(schema, *config.descriptor));
+        break;
+      }
+      case DescriptorSource::kUnityCatalog: {
+        ARROW_ASSIGN_OR_RAISE(DescriptorProto d, UnityCatalogDescriptor());
+        ARROW_ASSIGN_OR_RAISE(encoder, RecordBatchEncoder::Make(schema, d));
+        break;
+      }
+    }
+    EncoderEntry entry;
+    entry.schema = schema;
+    entry.encoder = std::shared_ptr<RecordBatchEncoder>(std::move(encoder));
+    if (!config.zerobus_writer_disabled) entry.pool = PoolFor(entry.encoder->descriptor());
+    std::lock_guard<std::mutex> lk(mu);
+    for (const auto& e : encoders) {
+      if (e.schema->Equals(*schema, /*check_metadata=*/false)) return e;  // a racing planner won
+    }
+    if (encoders.size() >= kMaxCachedEncoders) encoders.erase(encoders.begin());
+    encoders.push_back(entry);
+    return entry;
+  }
+
+  // ---- streams ---------------------------------------------------------------------------------
+
+  StreamOptions StreamOptionsFor(const DescriptorProto& descriptor) const {
+    StreamOptions o = StreamOptions::Defaults();
+    o.endpoint = config.endpoint;
+    o.table_name = config.table_name;
+    o.record_type = RecordType::kProto;
+    o.descriptor = descriptor;
+    o.headers_provider = headers;
+    o.application_name = config.application_name.value_or("");
+    o.ca_file = config.ca_file.value_or("");
+    o.max_inflight_requests = config.max_inflight_requests;
+    o.max_inflight_bytes = config.max_inflight_bytes;
+    o.when_full = config.when_inflight_full == InFlightFullPolicy::kReject ? FullPolicy::kReject
+                                                                           : FullPolicy::kBlock;
+    o.block_timeout = milliseconds(config.flush_timeout_ms);
+    o.recovery = true;
+    o.recovery_timeout = milliseconds(config.stream_open_timeout_ms);
+    o.recovery_backoff = milliseconds(config.recovery_backoff_ms);
+    o.recovery_backoff_max =
+        milliseconds(std::max(config.recovery_backoff_ms, config.retry_max_delay_ms));
+    o.recovery_retries = config.recovery_retries;
+    o.server_lack_of_ack_timeout = milliseconds(config.ack_timeout_ms);
+    o.flush_timeout = milliseconds(config.flush_timeout_ms);
+    return o;
+  }
+
+  // Takes the stream out of its slot, keeping its counters. Called with slot.mu held; the
+  // handle itself is released by the caller's copy (the stream may take a moment to stop).
+  void RetireLocked(StreamSlot& slot, bool failed) {
+    const StreamStats s = slot.handle->stream->stats();
+    slot.retired_requests_acked += s.requests_acked;
+    slot.retired_records_acked += s.records_acked;
+    slot.handle.reset();
+    std::lock_guard<std::mutex> lk(stats_mu);
+    retired_records_replayed += s.records_replayed;
+    if (failed) ++counters.streams_failed;
+  }
+
+  StreamSlot& ChooseSlot(StreamPool& pool) {
+    const size_t n = pool.slots.size();
+    const size_t start = static_cast<size_t>(pool.next.fetch_add(1) % n);
+    size_t best = start;
+    int64_t best_load = pool.slots[start]->inflight_bytes.load();
+    for (size_t k = 1; k < n; ++k) {
+      const size_t i = (start + k) % n;
+      const int64_t load = pool.slots[i]->inflight_bytes.load();
+      if (load < best_load) {
+        best = i;
+        best_load = load;
+      }
+    }
+    return *pool.slots[best];
+  }
+
+  // A usable stream in `slot`, opening one if needed. Only one sender opens a slot's stream at a
+  // time; the others wait for it (without holding the lock while it opens) and share its error.
+  arrow::Result<std::shared_ptr<StreamHandle>> Acquire(StreamPool& pool, StreamSlot& slot) {
+    std::shared_ptr<StreamHandle> dropped;  // released after the lock
+    std::unique_lock<std::mutex> lk(slot.mu);
+    const int64_t generation = slot.open_generation;
+    while (true) {
+      if (slot.handle) {
+        const StreamState state = slot.handle->stream->state();
+        if (state != StreamState::kFailed && state != StreamState::kClosed) return slot.handle;
+        dropped = slot.handle;
+        RetireLocked(slot, state == StreamState::kFailed);
+      }
+      if (slot.opening) {
+        slot.cv.wait(lk, [&] { return !slot.opening; });
+        if (slot.open_generation != generation && !slot.last_open_error.ok()) {
+          return slot.last_open_error;
+        }
+        continue;
+      }
+      slot.opening = true;
+      lk.unlock();
+      auto opened = ZerobusStream::Open(StreamOptionsFor(pool.descriptor));
+      lk.lock();
+      slot.opening = false;
+      ++slot.open_generation;
+      slot.cv.notify_all();
+      std::lock_guard<std::mutex> stats_lock(stats_mu);
+      if (!opened.ok()) {
+        slot.last_open_error = opened.status();
+        ++counters.stream_open_failures;
+        return opened.status();
+      }
+      slot.last_open_error = arrow::Status::OK();
+      ++counters.streams_opened;
+      slot.handle = std::make_shared<StreamHandle>(std::move(*opened));
+      return slot.handle;
+    }
+  }
+
+  // Drops `handle` from `slot` if it failed and is still there, so the next send opens a fresh
+  // stream.
+  void RetireIfFailed(StreamSlot& slot, const std::shared_ptr<StreamHandle>& handle) {
+    std::shared_ptr<StreamHandle> dropped;
+    std::lock_guard<std::mutex> lk(slot.mu);
+    if (slot.handle != handle) return;
+    if (handle->stream->state() != StreamState::kFailed) return;
+    dropped = slot.handle;
+    RetireLocked(slot, /*failed=*/true);
+  }
+
+  // Sleeps before the next attempt; false when the wrapper shuts down meanwhile.
+  bool SleepBackoff(int retry) {
+    const int64_t ms = internal::FullJitterBackoffMs(retry, config.retry_base_delay_ms,
+                                                     config.retry_max_delay_ms, UnitRandom());
+    std::unique_lock<std::mutex> lk(mu);
+    return !cv.wait_for(lk, milliseconds(ms), [&] { return shutting_down; });
+  }
+
+  // ---- send_batch ------------------------------------------------------------------------------
+
+  struct SendOutcome {
+    TransmissionResult result;
+    int64_t replayed = 0;        // records that went on the wire again
+    int64_t resent_rows = 0;     // rows sent again by the wrapper after a stream failed
+    int64_t wrapper_replays = 0;  // of those, rows whose request had been on the wire
+    int64_t transmission_failed = 0;  // failed rows that were not conversion failures
+    bool refused_in_cooldown = false;
+  };
+
+  void NoteDebugError(const arrow::Status& st) {
+    std::lock_guard<std::mutex> lk(stats_mu);
+    ++counters.debug_write_failures;
+    counters.last_debug_error = st.ToString();
+  }
+
+  static std::vector<FailedRow> ConversionFailures(const EncodedBatch& encoded) {
+    std::vector<FailedRow> failed;
+    failed.reserve(encoded.failed_rows.size());
+    for (const auto& e : encoded.failed_rows) {
+      failed.push_back({e.row, RenderError(ConversionError(e.message))});
+    }
+    return failed;
+  }
+
+  SendOutcome SendInner(const arrow::RecordBatch& batch) {
+    SendOutcome out;
+    const int64_t n = batch.num_rows();
+    if (debug && config.arrow_debug_on() && n > 0) {
+      arrow::Status st = debug->WriteArrow(batch);
+      if (!st.ok()) {
+        NoteDebugError(st);
+        if (config.zerobus_writer_disabled) {
+          out.result = TransmissionResult::WholeBatchFailure(
+              n, MakeError(ErrorKind::kTransmission, false,
+                           "writing the Arrow debug file failed: " + st.message()));
+          out.transmission_failed = n;
+          return out;
+        }
+      }
+    }
+    if (n == 0) {
+      out.result = TransmissionResult::FromRowOutcomes(0, {}, {}).ValueOrDie();
+      return out;
+    }
+    if (!config.zerobus_writer_disabled) {
+      if (auto cd = ActiveCooldown()) {
+        out.result = TransmissionResult::WholeBatchFailure(n, CooldownError(*cd));
+        out.refused_in_cooldown = true;
+        return out;
+      }
+    }
+    auto entry = EncoderFor(batch.schema());
+    if (!entry.ok()) {
+      out.result = TransmissionResult::WholeBatchFailure(n, entry.status());
+      if (GetErrorKind(entry.status()) != ErrorKind::kConversion) out.transmission_failed = n;
+      return out;
+    }
+    auto encoded_result = entry->encoder->Encode(batch);
+    if (!encoded_result.ok()) {
+      out.result = TransmissionResult::WholeBatchFailure(n, encoded_result.status());
+      return out;
+    }
+    const EncodedBatch& encoded = *encoded_result;
+    const int64_t encoded_bytes =
+        encoded.record_offsets.empty() ? 0 : encoded.record_offsets.back();
+    if (debug && config.protobuf_debug_on() && encoded.num_records() > 0) {
+      arrow::Status st = debug->WriteProtobuf(entry->encoder->descriptor(), encoded);
+      if (!st.ok()) {
+        NoteDebugError(st);
+        if (config.zerobus_writer_disabled) {
+          out.result = TransmissionResult::WholeBatchFailure(
+              n, MakeError(ErrorKind::kTransmission, false,
+                           "writing the protobuf debug file failed: " + st.message()));
+          out.transmission_failed = n;
+          return out;
+        }
+      }
+    }
+    std::vector<FailedRow> failed = ConversionFailures(encoded);
+    std::vector<int64_t> successful;
+    successful.reserve(static_cast<size_t>(encoded.num_records()));
+    if (config.zerobus_writer_disabled) {
+      // The debug files are the output: every converted row counts as written.
+      successful.assign(encoded.source_rows.begin(), encoded.source_rows.end());
+      out.result =
+          TransmissionResult::FromRowOutcomes(n, std::move(successful), std::move(failed))
+              .ValueOrDie();
+      out.result.batch_size_bytes = encoded_bytes;
+      return out;
+    }
+
+    std::vector<Chunk> pending;
+    pending.reserve(encoded.chunks.size());
+    for (const auto& range : encoded.chunks) {
+      pending.push_back(
+          {range, encoded.record_offsets[range.end] - encoded.record_offsets[range.begin], 0});
+    }
+    std::vector<Chunk> finished;  // acknowledged
+    arrow::Status last_error;
+    bool exhausted = false;
+    bool stopped_by_cooldown = false;
+    bool stopped_by_shutdown = false;
+    int32_t attempt = 0;
+    int64_t bytes_sent = 0;
+    StreamPool& pool = *entry->pool;
+    while (!pending.empty()) {
+      ++attempt;
+      if (attempt > 1) {
+        for (const auto& c : pending) {
+          const int64_t rows = c.range.end - c.range.begin;
+          out.resent_rows += rows;
+          if (c.wire_sends > 0) out.wrapper_replays += rows;
+        }
+        // Another send may have started a cool-down meanwhile: waiting it out here would hold
+        // the caller for its whole length.
+        if (auto cd = ActiveCooldown()) {
+          last_error = CooldownError(*cd);
+          stopped_by_cooldown = true;
+          break;
+        }
+      }
+      StreamSlot& slot = ChooseSlot(pool);
+      auto handle = Acquire(pool, slot);
+      std::vector<Chunk> next;
+      if (!handle.ok()) {
+        last_error = handle.status();
+        next = std::move(pending);
+      } else {
+        ZerobusStream& stream = *(*handle)->stream;
+        int64_t admitted_bytes = 0;
+        for (const auto& c : pending) admitted_bytes += c.bytes;
+        slot.inflight_bytes.fetch_add(admitted_bytes);
+        std::vector<arrow::Future<IngestAck>> futures;
+        futures.reserve(pending.size());
+        size_t admitted = 0;
+        for (; admitted < pending.size(); ++admitted) {
+          auto f = stream.IngestChunk(encoded, pending[admitted].range);
+          if (!f.ok()) {
+            last_error = f.status();
+            break;
+          }
+          bytes_sent += pending[admitted].bytes;
+          futures.push_back(std::move(*f));
+        }
+        // Wait for every admitted chunk: each resolves with its ack or the stream's final error.
+        for (size_t i = 0; i < admitted; ++i) {
+          Chunk& c = pending[i];
+          const arrow::Result<IngestAck>& r = futures[i].result();
+          if (r.ok()) {
+            c.wire_sends += r->sends;
+            for (int64_t k = c.range.begin; k < c.range.end; ++k) {
+              successful.push_back(encoded.source_rows[static_cast<size_t>(k)]);
+            }
+            finished.push_back(c);
+          } else {
+            last_error = r.status();
+            c.wire_sends += (*handle)->SendsOf(encoded.framed(c.range).data());
+            next.push_back(c);
+          }
+        }
+        for (size_t i = admitted; i < pending.size(); ++i) next.push_back(pending[i]);
+        slot.inflight_bytes.fetch_sub(admitted_bytes);
+        RetireIfFailed(slot, *handle);
+      }
+      pending = std::move(next);
+      if (pending.empty()) break;
+      if (internal::IsPipelineBlocked(last_error)) {
+        StartCooldown(config.pipeline_blocked_cooldown_ms,
+                      "pipeline creation was blocked (6006)");
+        stopped_by_cooldown = true;
+        break;
+      }
+      if (!IsRetryable(last_error)) break;
+      if (attempt >= config.retry_max_attempts) {
+        exhausted = true;
+        break;
+      }
+      if (!SleepBackoff(attempt)) {
+        stopped_by_shutdown = true;
+        break;
+      }
+    }
+
+    // Rows still pending failed finally; they all share one message.
+    std::optional<std::string> transmission_error;
+    if (!pending.empty()) {
+      std::string message;
+      if (exhausted) {
+        message = RenderError(MakeError(ErrorKind::kRetryExhausted, false,
+                                        "gave up after " + std::to_string(attempt) +
+                                            " attempts; last cause: " + RenderError(last_error)));
+      } else if (stopped_by_shutdown) {
+        message = RenderError(MakeError(ErrorKind::kTransmission, false,
+                                        "the wrapper shut down before a retry; last cause: " +
+                                            RenderError(last_error)));
+      } else if (stopped_by_cooldown && internal::IsPipelineBlocked(last_error)) {
+        auto cd = ActiveCooldown();
+        message = RenderError(last_error) + " (cool-down: send_batch refused for " +
+                  std::to_string(cd ? cd->remaining.count() : 0) + " ms)";
+      } else {
+        message = RenderError(last_error);
+      }
+      for (const auto& c : pending) {
+        for (int64_t k = c.range.begin; k < c.range.end; ++k) {
+          failed.push_back({encoded.source_rows[static_cast<size_t>(k)], message});
+          ++out.transmission_failed;
+        }
+      }
+      transmission_error = std::move(message);
+    }
+    for (const auto& c : finished) out.replayed += std::max(0, c.wire_sends - 1) * (c.range.end - c.range.begin);
+    for (const auto& c : pending) out.replayed += std::max(0, c.wire_sends - 1) * (c.range.end - c.range.begin);
+    auto result = TransmissionResult::FromRowOutcomes(n, std::move(successful), std::move(failed));
+    if (!result.ok()) {
+      // Cannot happen (every row is in exactly one list); keep the invariant even so.
+      out.result = TransmissionResult::WholeBatchFailure(n, result.status(), attempt);
+      return out;
+    }
+    out.result = std::move(*result);
+    if (transmission_error) out.result.error = std::move(transmission_error);
+    out.result.attempts = std::max<int32_t>(attempt, 1);
+    out.result.batch_size_bytes = bytes_sent;
+    return out;
+  }
+
+  arrow::Result<TransmissionResult> SendBatch(const arrow::RecordBatch& batch) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (shutting_down) {
+        return MakeError(ErrorKind::kTransmission, false,
+                         "ZerobusWrapper for table '" + config.table_name +
+                             "' is shut down: send_batch is not allowed after shutdown()");
+      }
+      ++active_sends;
+    }
+    struct Leave {
+      Impl* impl;
+      ~Leave() {
+        std::lock_guard<std::mutex> lk(impl->mu);
+        if (--impl->active_sends == 0) impl->cv.notify_all();
+      }
+    } leave{this};
+
+    const auto wall_start = std::chrono::system_clock::now();
+    const auto start = Clock::now();
+    SendOutcome out = SendInner(batch);
+    const auto end = Clock::now();
+    TransmissionResult& result = out.result;
+    result.latency_ms = std::chrono::duration<double, std::milli>(end - start).count();
+
+    // Failure-rate cool-down: only failures the service caused count (a batch with bad rows says
+    // nothing about the service, and pausing would not fix it).
+    if (!config.zerobus_writer_disabled && !out.refused_in_cooldown &&
+        result.total_rows >= config.failure_rate_min_rows && result.total_rows > 0) {
+      const double rate =
+          static_cast<double>(out.transmission_failed) / static_cast<double>(result.total_rows);
+      if (rate > config.failure_rate_threshold) {
+        StartCooldown(config.failure_cooldown_ms,
+                      "a failure rate of " + FormatPercent(rate) + " (" +
+                          std::to_string(out.transmission_failed) + " of " +
+                          std::to_string(result.total_rows) + " rows; threshold " +
+                          FormatPercent(config.failure_rate_threshold) + ")");
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lk(stats_mu);
+      ++counters.batches;
+      counters.rows += result.total_rows;
+      counters.rows_successful += result.successful_count;
+      counters.rows_failed += result.failed_count;
+      counters.bytes_sent += result.batch_size_bytes;
+      counters.retries += std::max(0, result.attempts - 1);
+      counters.rows_retried += out.resent_rows;
+      wrapper_replays += out.wrapper_replays;
+      if (out.refused_in_cooldown) ++counters.batches_refused_in_cooldown;
+    }
+    if (telemetry) {
+      telemetry->RecordSend(result, wall_start, std::chrono::system_clock::now(), out.replayed);
+      int64_t requests = 0, bytes = 0;
+      for (auto& handle : LiveHandles()) {
+        const StreamStats s = handle->stream->stats();
+        requests += s.inflight_requests;
+        bytes += s.inflight_bytes;
+      }
+      telemetry->SetInFlight(requests, bytes);
+    }
+    return std::move(result);
+  }
+
+  WrapperStats Stats() const {
+    WrapperStats s;
+    int64_t live_replayed = 0;
+    {
+      std::vector<std::shared_ptr<StreamPool>> all;
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        for (const auto& [key, pool] : pools) all.push_back(pool);
+      }
+      int32_t index = 0;
+      for (auto& pool : all) {
+        for (auto& slot : pool->slots) {
+          WrapperStreamStats w;
+          w.slot = index++;
+          std::lock_guard<std::mutex> lk(slot->mu);
+          w.inflight_bytes = slot->inflight_bytes.load();
+          w.requests_acked = slot->retired_requests_acked;
+          w.records_acked = slot->retired_records_acked;
+          if (slot->handle) {
+            w.open = true;
+            w.state = slot->handle->stream->state();
+            w.current = slot->handle->stream->stats();
+            w.requests_acked += w.current.requests_acked;
+            w.records_acked += w.current.records_acked;
+            live_replayed += w.current.records_replayed;
+          }
+          s.streams.push_back(std::move(w));
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lk(stats_mu);
+    auto streams = std::move(s.streams);
+    s = counters;
+    s.streams = std::move(streams);
+    s.replayed_records = retired_records_replayed + live_replayed + wrapper_replays;
+    return s;
+  }
+};
+
+// ---- ZerobusWrapper ----------------------------------------------------------------------------
+
+ZerobusWrapper::ZerobusWrapper(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+arrow::Result<ZerobusWrapper> ZerobusWrapper::Make(WrapperConfiguration config) {
+  ARROW_RETURN_NOT_OK(config.ValidateForWrapper());
+  if (config.record_type == RecordFormat::kJson) {
+    return ConfigurationError(
+        "record_type: 'json' is not supported by ZerobusWrapper (rows are sent as protobuf; use "
+        "'proto')");
+  }
+  auto impl = std::make_shared<Impl>(std::move(config));
+  const WrapperConfiguration& c = impl->config;
+  const bool needs_auth = !c.zerobus_writer_disabled ||
+                          c.descriptor_source == DescriptorSource::kUnityCatalog;
+  if (needs_auth && c.client_id && c.client_secret && c.unity_catalog_url) {
+    OAuthOptions o = OAuthOptions::Defaults();
+    o.unity_catalog_url = *c.unity_catalog_url;
+    o.client_id = *c.client_id;
+    o.client_secret = c.client_secret->Reveal();
+    o.table_name = c.table_name;
+    if (!c.endpoint.empty()) {
+      ARROW_ASSIGN_OR_RAISE(o.workspace_id, WorkspaceIdFromEndpoint(c.endpoint));
+    }
+    o.ca_file = c.ca_file.value_or("");
+    o.application_name = c.application_name.value_or("");
+    ARROW_ASSIGN_OR_RAISE(impl->headers, MakeOAuthHeadersProvider(std::move(o)));
+  }
+  if (!impl->headers && needs_auth) {
+    return ConfigurationError(
+        "client_id, client_secret and unity_catalog_url are required to reach Zerobus");
+  }
+  if (c.any_debug_on()) {
+    ARROW_ASSIGN_OR_RAISE(impl->debug, DebugWriter::Open(DebugWriterOptions::FromConfig(c)));
+  }
+  if (c.observability_enabled) {
+    ARROW_ASSIGN_OR_RAISE(impl->telemetry, Telemetry::Start(TelemetryOptions::FromConfig(c)));
+  }
+  return ZerobusWrapper(std::move(impl));
+}
+
+arrow::Result<TransmissionResult> ZerobusWrapper::SendBatch(const arrow::RecordBatch& batch) {
+  return impl_->SendBatch(batch);
+}
+
+arrow::Status ZerobusWrapper::Flush() { return impl_->Flush(); }
+
+arrow::Status ZerobusWrapper::Shutdown() { return impl_->Shutdown(); }
+
+bool ZerobusWrapper::is_shutdown() const {
+  std::lock_guard<std::mutex> lk(impl_->mu);
+  return impl_->shutting_down;
+}
+
+std::optional<CooldownInfo> ZerobusWrapper::cooldown() const { return impl_->ActiveCooldown(); }
+
+WrapperStats ZerobusWrapper::stats() const { return impl_->Stats(); }
+
+std::optional<TelemetrySnapshot> ZerobusWrapper::telemetry() const {
+  if (!impl_->telemetry) return std::nullopt;
+  return impl_->telemetry->Snapshot();
+}
+
+const WrapperConfiguration& ZerobusWrapper::config() const { return impl_->config; }
+
+arrow::Result<DescriptorProto> ZerobusWrapper::DescriptorFor(
+    const std::shared_ptr<arrow::Schema>& schema) {
+  ARROW_ASSIGN_OR_RAISE(auto entry, impl_->EncoderFor(schema));
+  return entry.encoder->descriptor();
+}
+
+}  // namespace arrow_zerobus

@@ -1,0 +1,392 @@
+// ZerobusWrapper without a server: every configuration error through Make, the writer-disabled
+// mode (debug files only, no network, no credentials), Unity Catalog type texts, and the retry
+// and cool-down policies.
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+
+#include <arrow/api.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/dynamic_message.h>
+
+#include "arrow_zerobus/arrow_zerobus.h"
+#include "wrapper/wrapper_internal.h"
+#include "wrapper_test_util.h"
+
+namespace arrow_zerobus::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+WrapperConfiguration ValidConfig() {
+  auto c = WrapperConfiguration::Make("https://1234567890.zerobus.us-west-2.cloud.databricks.com",
+                                      "main.default.events");
+  c.client_id = "principal";
+  c.client_secret = SecretString("very-secret-value-42");
+  c.unity_catalog_url = "https://workspace.cloud.databricks.com";
+  return c;
+}
+
+TEST(WrapperMakeTest, ValidConfigurationMakesAWrapperWithoutNetwork) {
+  auto w = ZerobusWrapper::Make(ValidConfig());
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_FALSE(w->is_shutdown());
+  EXPECT_FALSE(w->cooldown().has_value());
+  EXPECT_EQ(w->stats().streams_opened, 0);
+  EXPECT_FALSE(w->telemetry().has_value());
+  EXPECT_TRUE(w->Shutdown().ok());
+}
+
+struct ConfigCase {
+  std::string name;
+  std::function<void(WrapperConfiguration&)> mutate;
+  std::string expected;  // the option the message must name
+};
+
+class WrapperConfigErrorTest : public ::testing::TestWithParam<ConfigCase> {};
+
+TEST_P(WrapperConfigErrorTest, MakeRefusesWithAConfigurationErrorNamingTheOption) {
+  TempDir dir;
+  auto c = ValidConfig();
+  GetParam().mutate(c);
+  auto w = ZerobusWrapper::Make(c);
+  ASSERT_FALSE(w.ok()) << GetParam().name;
+  EXPECT_EQ(GetErrorKind(w.status()), ErrorKind::kConfiguration) << w.status().ToString();
+  EXPECT_THAT(w.status().message(), HasSubstr(GetParam().expected));
+  EXPECT_THAT(w.status().message(), ::testing::Not(HasSubstr("very-secret-value-42")));
+}
+
+const std::string kMissingFile = "/nonexistent/az-wrapper-test/ca.pem";
+
+INSTANTIATE_TEST_SUITE_P(
+    AllOptions, WrapperConfigErrorTest,
+    ::testing::Values(
+        ConfigCase{"debug_dir", [](auto& c) { c.debug_enabled = true; }, "debug_output_dir"},
+        ConfigCase{"debug_arrow_dir", [](auto& c) { c.debug_arrow_enabled = true; },
+                   "debug_output_dir"},
+        ConfigCase{"endpoint_scheme", [](auto& c) { c.endpoint = "ftp://host:1"; }, "endpoint"},
+        ConfigCase{"endpoint_empty", [](auto& c) { c.endpoint = ""; }, "endpoint"},
+        ConfigCase{"table_two_parts", [](auto& c) { c.table_name = "default.events"; },
+                   "table_name"},
+        ConfigCase{"table_bad_chars", [](auto& c) { c.table_name = "main.default.ev-ents"; },
+                   "table_name"},
+        ConfigCase{"id_without_secret", [](auto& c) { c.client_secret.reset(); },
+                   "client_secret"},
+        ConfigCase{"secret_without_id", [](auto& c) { c.client_id.reset(); }, "client_id"},
+        ConfigCase{"no_credentials",
+                   [](auto& c) {
+                     c.client_id.reset();
+                     c.client_secret.reset();
+                   },
+                   "client_id"},
+        ConfigCase{"no_uc_url", [](auto& c) { c.unity_catalog_url.reset(); },
+                   "unity_catalog_url"},
+        ConfigCase{"uc_url_scheme", [](auto& c) { c.unity_catalog_url = "workspace.com"; },
+                   "unity_catalog_url"},
+        ConfigCase{"retry_attempts", [](auto& c) { c.retry_max_attempts = 0; },
+                   "retry_max_attempts"},
+        ConfigCase{"retry_base", [](auto& c) { c.retry_base_delay_ms = 0; },
+                   "retry_base_delay_ms"},
+        ConfigCase{"retry_max_below_base", [](auto& c) { c.retry_max_delay_ms = 50; },
+                   "retry_max_delay_ms"},
+        ConfigCase{"flush_interval",
+                   [](auto& c) { c.debug_flush_interval_secs = 0; }, "debug_flush_interval_secs"},
+        ConfigCase{"max_file_size", [](auto& c) { c.debug_max_file_size = 0; },
+                   "debug_max_file_size"},
+        ConfigCase{"files_retained", [](auto& c) { c.debug_max_files_retained = -1; },
+                   "debug_max_files_retained"},
+        ConfigCase{"writer_disabled_without_debug",
+                   [](auto& c) { c.zerobus_writer_disabled = true; }, "zerobus_writer_disabled"},
+        ConfigCase{"otlp_interval",
+                   [](auto& c) {
+                     ObservabilityConfig o;
+                     o.write_interval_secs = 0;
+                     c.observability_config = o;
+                   },
+                   "write_interval_secs"},
+        ConfigCase{"otlp_endpoint",
+                   [](auto& c) {
+                     ObservabilityConfig o;
+                     o.endpoint = "collector:4318";
+                     c.observability_config = o;
+                   },
+                   "endpoint"},
+        ConfigCase{"streams_zero", [](auto& c) { c.streams_per_table = 0; }, "streams_per_table"},
+        ConfigCase{"streams_many", [](auto& c) { c.streams_per_table = 1000; },
+                   "streams_per_table"},
+        ConfigCase{"inflight_requests", [](auto& c) { c.max_inflight_requests = 0; },
+                   "max_inflight_requests"},
+        ConfigCase{"inflight_bytes", [](auto& c) { c.max_inflight_bytes = 0; },
+                   "max_inflight_bytes"},
+        ConfigCase{"open_timeout", [](auto& c) { c.stream_open_timeout_ms = 0; },
+                   "stream_open_timeout_ms"},
+        ConfigCase{"flush_timeout", [](auto& c) { c.flush_timeout_ms = -1; }, "flush_timeout_ms"},
+        ConfigCase{"ack_timeout", [](auto& c) { c.ack_timeout_ms = 0; }, "ack_timeout_ms"},
+        ConfigCase{"recovery_backoff", [](auto& c) { c.recovery_backoff_ms = -1; },
+                   "recovery_backoff_ms"},
+        ConfigCase{"recovery_retries", [](auto& c) { c.recovery_retries = -1; },
+                   "recovery_retries"},
+        ConfigCase{"application_name", [](auto& c) { c.application_name = "bad\nname"; },
+                   "application_name"},
+        ConfigCase{"ca_file", [](auto& c) { c.ca_file = kMissingFile; }, "ca_file"},
+        ConfigCase{"given_without_descriptor",
+                   [](auto& c) { c.descriptor_source = DescriptorSource::kGiven; }, "descriptor"},
+        ConfigCase{"descriptor_without_given",
+                   [](auto& c) { c.descriptor = DescriptorFromArrowSchema(*RowSchema()).ValueOrDie(); },
+                   "descriptor"},
+        ConfigCase{"failure_rate_zero", [](auto& c) { c.failure_rate_threshold = 0; },
+                   "failure_rate_threshold"},
+        ConfigCase{"failure_rate_above_one", [](auto& c) { c.failure_rate_threshold = 1.5; },
+                   "failure_rate_threshold"},
+        ConfigCase{"failure_rate_min_rows", [](auto& c) { c.failure_rate_min_rows = 0; },
+                   "failure_rate_min_rows"},
+        ConfigCase{"failure_cooldown", [](auto& c) { c.failure_cooldown_ms = -1; },
+                   "failure_cooldown_ms"},
+        ConfigCase{"jitter", [](auto& c) { c.cooldown_jitter_ms = -1; }, "cooldown_jitter_ms"},
+        ConfigCase{"pipeline_cooldown", [](auto& c) { c.pipeline_blocked_cooldown_ms = -5; },
+                   "pipeline_blocked_cooldown_ms"},
+        ConfigCase{"json_records", [](auto& c) { c.record_type = RecordFormat::kJson; },
+                   "record_type"}),
+    [](const ::testing::TestParamInfo<ConfigCase>& info) { return info.param.name; });
+
+TEST(WrapperMakeTest, UnwritableDebugDirectoryIsAnError) {
+  TempDir dir;
+  const std::string file = dir.path() + "/not-a-dir";
+  { std::ofstream(file) << "x"; }
+  auto c = ValidConfig();
+  c.debug_enabled = true;
+  c.debug_output_dir = file + "/sub";
+  auto w = ZerobusWrapper::Make(c);
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(w.status().message(), HasSubstr("not-a-dir"));
+}
+
+// ---- writer-disabled ------------------------------------------------------------------------------
+
+std::vector<int64_t> IdsOf(const ProtobufDebugFile& file) {
+  google::protobuf::FileDescriptorProto fdp;
+  fdp.set_name("debug.proto");
+  fdp.set_syntax("proto2");
+  *fdp.add_message_type() = file.descriptor;
+  google::protobuf::DescriptorPool pool;
+  const auto* fd = pool.BuildFile(fdp);
+  EXPECT_NE(fd, nullptr);
+  if (fd == nullptr) return {};
+  google::protobuf::DynamicMessageFactory factory(&pool);
+  const auto* message = fd->message_type(0);
+  std::vector<int64_t> ids;
+  for (const auto& record : file.records) {
+    std::unique_ptr<google::protobuf::Message> m(factory.GetPrototype(message)->New());
+    EXPECT_TRUE(m->ParseFromString(record));
+    ids.push_back(m->GetReflection()->GetInt64(*m, message->FindFieldByName("id")));
+  }
+  return ids;
+}
+
+TEST(WrapperWriterDisabledTest, ConvertsAndWritesDebugFilesWithoutNetworkOrCredentials) {
+  TempDir dir;
+  WrapperConfiguration c;
+  c.table_name = "events";  // a short name is fine without Zerobus
+  c.zerobus_writer_disabled = true;
+  c.debug_arrow_enabled = true;
+  c.debug_protobuf_enabled = true;
+  c.debug_output_dir = dir.path();
+  auto made = ZerobusWrapper::Make(c);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  ZerobusWrapper w = *made;
+
+  auto first = w.SendBatch(*MakeRows(0, 25));
+  ASSERT_TRUE(first.ok());
+  ExpectAccounted(*first, 25);
+  EXPECT_TRUE(first->success);
+  EXPECT_EQ(first->successful_count, 25);
+  EXPECT_GT(first->batch_size_bytes, 0);
+  auto second = w.SendBatch(*MakeRowsWithNullIds(25, 25, {4}));
+  ASSERT_TRUE(second.ok());
+  ExpectAccounted(*second, 25);
+  EXPECT_EQ(second->FailedRowIndices(), std::vector<int64_t>{4});
+  EXPECT_THAT(second->failed_rows[0].message, StartsWith("Conversion error: "));
+  EXPECT_EQ(w.stats().streams_opened, 0);
+  ASSERT_TRUE(w.Shutdown().ok());
+
+  auto arrow_files = ListDebugFiles(dir.path(), "events", DebugFormat::kArrow);
+  ASSERT_TRUE(arrow_files.ok());
+  ASSERT_FALSE(arrow_files->empty());
+  int64_t rows = 0;
+  for (const auto& f : *arrow_files) {
+    auto t = ReadArrowDebugFile(f);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    EXPECT_TRUE((*t)->schema()->Equals(*RowSchema()));
+    rows += (*t)->num_rows();
+  }
+  EXPECT_EQ(rows, 50);
+
+  auto pb_files = ListDebugFiles(dir.path(), "events", DebugFormat::kProtobuf);
+  ASSERT_TRUE(pb_files.ok());
+  std::vector<int64_t> ids;
+  for (const auto& f : *pb_files) {
+    auto file = ReadProtobufDebugFile(f);
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    auto part = IdsOf(*file);
+    ids.insert(ids.end(), part.begin(), part.end());
+  }
+  std::vector<int64_t> expected;
+  for (int64_t i = 0; i < 50; ++i) {
+    if (i != 29) expected.push_back(i);
+  }
+  EXPECT_EQ(ids, expected);
+}
+
+TEST(WrapperWriterDisabledTest, OnlyTheChosenFormatIsWritten) {
+  TempDir dir;
+  WrapperConfiguration c;
+  c.table_name = "main.default.events";
+  c.zerobus_writer_disabled = true;
+  c.debug_protobuf_enabled = true;
+  c.debug_output_dir = dir.path();
+  auto w = ZerobusWrapper::Make(c).ValueOrDie();
+  ASSERT_TRUE(w.SendBatch(*MakeRows(0, 10)).ok());
+  ASSERT_TRUE(w.Shutdown().ok());
+  EXPECT_TRUE(ListDebugFiles(dir.path(), c.table_name, DebugFormat::kArrow)->empty());
+  EXPECT_EQ(ListDebugFiles(dir.path(), c.table_name, DebugFormat::kProtobuf)->size(), 1u);
+}
+
+TEST(WrapperWriterDisabledTest, UnsupportedColumnFailsTheWholeBatch) {
+  TempDir dir;
+  WrapperConfiguration c;
+  c.table_name = "events";
+  c.zerobus_writer_disabled = true;
+  c.debug_enabled = true;
+  c.debug_output_dir = dir.path();
+  auto w = ZerobusWrapper::Make(c).ValueOrDie();
+  auto schema = arrow::schema({arrow::field("d", arrow::duration(arrow::TimeUnit::SECOND))});
+  arrow::DurationBuilder b(arrow::duration(arrow::TimeUnit::SECOND), arrow::default_memory_pool());
+  ASSERT_TRUE(b.Append(5).ok());
+  ASSERT_TRUE(b.Append(6).ok());
+  auto batch = arrow::RecordBatch::Make(schema, 2, {b.Finish().ValueOrDie()});
+  auto r = w.SendBatch(*batch);
+  ASSERT_TRUE(r.ok());
+  ExpectAccounted(*r, 2);
+  EXPECT_EQ(r->failed_count, 2);
+  ASSERT_TRUE(r->error.has_value());
+  EXPECT_THAT(*r->error, StartsWith("Conversion error: "));
+  EXPECT_THAT(*r->error, HasSubstr("'d'"));
+}
+
+// ---- Unity Catalog type texts ------------------------------------------------------------------
+
+TEST(TypeTextTest, PrimitiveTypes) {
+  const std::vector<std::pair<std::string, std::shared_ptr<arrow::DataType>>> cases = {
+      {"boolean", arrow::boolean()},
+      {"TINYINT", arrow::int8()},
+      {"smallint", arrow::int16()},
+      {"int", arrow::int32()},
+      {"bigint", arrow::int64()},
+      {"long", arrow::int64()},
+      {"float", arrow::float32()},
+      {"double", arrow::float64()},
+      {"string", arrow::utf8()},
+      {"varchar(20)", arrow::utf8()},
+      {"binary", arrow::binary()},
+      {"date", arrow::date32()},
+      {"timestamp", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")},
+      {"timestamp_ntz", arrow::timestamp(arrow::TimeUnit::MICRO)},
+      {"decimal(12, 3)", arrow::decimal128(12, 3)},
+      {"decimal", arrow::decimal128(10, 0)},
+      {"variant", arrow::utf8()},
+  };
+  for (const auto& [text, type] : cases) {
+    auto parsed = ArrowTypeFromTypeText(text);
+    ASSERT_TRUE(parsed.ok()) << text << ": " << parsed.status().ToString();
+    EXPECT_TRUE((*parsed)->Equals(*type)) << text << " -> " << (*parsed)->ToString();
+  }
+}
+
+TEST(TypeTextTest, NestedTypes) {
+  auto parsed = ArrowTypeFromTypeText(
+      "struct<a:bigint NOT NULL,`b c`:array<string> COMMENT 'x, y',m:map<string,decimal(5,2)>>");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  const auto& s = static_cast<const arrow::StructType&>(**parsed);
+  ASSERT_EQ(s.num_fields(), 3);
+  EXPECT_EQ(s.field(0)->name(), "a");
+  EXPECT_FALSE(s.field(0)->nullable());
+  EXPECT_TRUE(s.field(0)->type()->Equals(arrow::int64()));
+  EXPECT_EQ(s.field(1)->name(), "b c");
+  EXPECT_TRUE(s.field(1)->nullable());
+  EXPECT_TRUE(s.field(1)->type()->Equals(arrow::list(arrow::field("element", arrow::utf8()))));
+  EXPECT_EQ(s.field(2)->type()->id(), arrow::Type::MAP);
+  const auto& m = static_cast<const arrow::MapType&>(*s.field(2)->type());
+  EXPECT_TRUE(m.item_type()->Equals(arrow::decimal128(5, 2)));
+}
+
+TEST(TypeTextTest, BadTextsNameTheProblem) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"interval day", "unsupported type 'interval'"},
+      {"array<int", "expected '>'"},
+      {"map<string>", "expected ','"},
+      {"decimal(40,2)", "precision"},
+      {"struct<>", "at least one field"},
+      {"bigint extra", "unexpected"},
+      {"", "expected a type"},
+      {"struct<a:int NOT>", "NOT NULL"},
+  };
+  for (const auto& [text, expected] : cases) {
+    auto parsed = ArrowTypeFromTypeText(text);
+    ASSERT_FALSE(parsed.ok()) << text;
+    EXPECT_EQ(GetErrorKind(parsed.status()), ErrorKind::kConversion);
+    EXPECT_THAT(parsed.status().message(), HasSubstr(expected)) << text;
+    EXPECT_THAT(parsed.status().message(), HasSubstr("'" + text + "'"));
+  }
+}
+
+TEST(TypeTextTest, TableColumnsAreOrderedByPosition) {
+  const std::string json = R"({"name": "t", "columns": [
+      {"name": "b", "type_text": "string", "nullable": true, "position": 1},
+      {"name": "a", "type_text": "bigint", "nullable": false, "position": 0},
+      {"name": "c", "type_name": "DOUBLE", "position": 2}]})";
+  auto schema = ArrowSchemaFromUnityCatalogTable(json);
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  ASSERT_EQ((*schema)->num_fields(), 3);
+  EXPECT_EQ((*schema)->field(0)->name(), "a");
+  EXPECT_FALSE((*schema)->field(0)->nullable());
+  EXPECT_EQ((*schema)->field(1)->name(), "b");
+  EXPECT_TRUE((*schema)->field(2)->type()->Equals(arrow::float64()));
+
+  auto bad = ArrowSchemaFromUnityCatalogTable(
+      R"({"columns": [{"name": "x", "type_text": "interval"}]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("column 'x'"));
+  EXPECT_FALSE(ArrowSchemaFromUnityCatalogTable("not json").ok());
+  EXPECT_FALSE(ArrowSchemaFromUnityCatalogTable(R"({"columns": []})").ok());
+}
+
+// ---- policies ------------------------------------------------------------------------------------
+
+TEST(RetryPolicyTest, FullJitterBackoffStaysUnderTheExponentialCap) {
+  using internal::FullJitterBackoffMs;
+  EXPECT_EQ(FullJitterBackoffMs(1, 100, 30000, 0.0), 0);
+  EXPECT_EQ(FullJitterBackoffMs(1, 100, 30000, 0.5), 50);
+  EXPECT_EQ(FullJitterBackoffMs(3, 100, 30000, 0.5), 200);     // cap 400
+  EXPECT_EQ(FullJitterBackoffMs(20, 100, 30000, 0.5), 15000);  // capped by max
+  EXPECT_EQ(FullJitterBackoffMs(1000, 100, 30000, 0.999), 29970);
+  EXPECT_LE(FullJitterBackoffMs(2, 100, 30000, 1.0), 200);
+}
+
+TEST(RetryPolicyTest, PipelineBlockedIsRecognisedOnlyAsAWholeCode) {
+  using internal::IsPipelineBlocked;
+  EXPECT_TRUE(IsPipelineBlocked(arrow::Status::IOError(
+      "stream to a.b.c: UNAVAILABLE: 6006 Pipeline creation is temporarily blocked")));
+  EXPECT_TRUE(IsPipelineBlocked(
+      arrow::Status::IOError("PIPELINE CREATION IS TEMPORARILY BLOCKED for now")));
+  EXPECT_FALSE(IsPipelineBlocked(arrow::Status::IOError("ack for offset 160061 unexpected")));
+  EXPECT_FALSE(IsPipelineBlocked(arrow::Status::IOError("6002 Stream timeout reached")));
+  EXPECT_FALSE(IsPipelineBlocked(arrow::Status::OK()));
+}
+
+}  // namespace
+}  // namespace arrow_zerobus::testing
