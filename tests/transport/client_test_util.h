@@ -112,6 +112,8 @@ class SilentListener {
   std::vector<int> conns_;
 };
 
+std::string Base64(const std::string& in);
+
 // A loopback port nothing listens on.
 int ClosedPort();
 
