@@ -235,8 +235,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadDeltaTable(const std::string& t
                           arrow::io::ReadableFile::Open((fs::path(table_dir) / f).string()));
     ARROW_ASSIGN_OR_RAISE(auto reader,
                           parquet::arrow::OpenFile(input, arrow::default_memory_pool()));
-    std::shared_ptr<arrow::Table> t;
-    ARROW_RETURN_NOT_OK(reader->ReadTable(&t));
+    ARROW_ASSIGN_OR_RAISE(auto t, reader->ReadTable());
     parts.push_back(std::move(t));
   }
   if (parts.empty()) return arrow::Status::Invalid("Delta table has no data files");
