@@ -1,5 +1,6 @@
 #include "transport/channel_internal.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -55,8 +56,11 @@ arrow::Result<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelSettings&
   // Own connection per stream (see header).
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   // Recovery has its own backoff; do not let the channel add seconds of reconnect delay.
+  // (gRPC uses the "min reconnect backoff" as the timeout of one connection attempt, TLS
+  // handshake included: that is the per-attempt timeout.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+              static_cast<int>(std::min<int64_t>(settings.connect_timeout.count(), INT32_MAX)));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   auto channel = grpc::CreateCustomChannel(settings.endpoint.target(), creds, args);
   if (!channel) {

@@ -2,6 +2,7 @@
 // for http://, the project's user-agent, and settings for large messages.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,8 @@ struct ChannelSettings {
   Endpoint endpoint;
   std::string ca_file;           // empty: system roots
   std::string application_name;  // appended to the user-agent
+  // gRPC's connection attempt timeout (it is also its minimum reconnect backoff).
+  std::chrono::milliseconds connect_timeout{20'000};
 };
 
 // "arrow-zerobus/<version>[ <application name>]".

@@ -898,6 +898,7 @@ arrow::Result<std::unique_ptr<ZerobusStream>> ZerobusStream::Open(StreamOptions 
                         internal::ParseEndpoint(options.endpoint, "endpoint"));
   core->channel_settings.ca_file = options.ca_file;
   core->channel_settings.application_name = options.application_name;
+  core->channel_settings.connect_timeout = options.recovery_timeout;
   if (!options.ca_file.empty()) {
     if (!core->channel_settings.endpoint.tls) {
       return ConfigurationError("ca_file is set but endpoint '" + options.endpoint +

@@ -289,6 +289,93 @@ SilentListener::~SilentListener() {
   ::close(listen_fd_);
 }
 
+ConnectProxy::ConnectProxy() {
+  listen_fd_ = ListenLoopback(&port_);
+  accept_thread_ = std::thread([this] {
+    while (!stop_) {
+      if (!WaitReadable(listen_fd_, 50)) continue;
+      int c = ::accept(listen_fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      std::lock_guard<std::mutex> lk(mu_);
+      relays_.emplace_back([this, c] { Relay(c); });
+    }
+  });
+}
+
+ConnectProxy::~ConnectProxy() {
+  stop_ = true;
+  accept_thread_.join();
+  std::vector<std::thread> relays;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    relays.swap(relays_);
+  }
+  for (auto& t : relays) t.join();
+  ::close(listen_fd_);
+}
+
+std::vector<std::string> ConnectProxy::targets() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return targets_;
+}
+
+void ConnectProxy::Relay(int client) {
+  std::string head;
+  char buf[16384];
+  while (head.find("\r\n\r\n") == std::string::npos && WaitReadable(client, 2000)) {
+    ssize_t n = ::recv(client, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    head.append(buf, static_cast<size_t>(n));
+  }
+  // "CONNECT host:port HTTP/1.1"
+  const size_t sp1 = head.find(' '), sp2 = head.find(' ', sp1 + 1);
+  if (head.rfind("CONNECT ", 0) != 0 || sp2 == std::string::npos) {
+    ::close(client);
+    return;
+  }
+  const std::string target = head.substr(sp1 + 1, sp2 - sp1 - 1);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    targets_.push_back(target);
+  }
+  const int port = std::stoi(target.substr(target.rfind(':') + 1));
+  int up = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::connect(up, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const char kBad[] = "HTTP/1.1 502 Bad Gateway\r\n\r\n";
+    ::send(client, kBad, sizeof(kBad) - 1, MSG_NOSIGNAL);
+    ::close(up);
+    ::close(client);
+    return;
+  }
+  const char kOk[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+  ::send(client, kOk, sizeof(kOk) - 1, MSG_NOSIGNAL);
+  // Anything after the request head already belongs to the tunnel.
+  const size_t extra = head.find("\r\n\r\n") + 4;
+  if (extra < head.size()) ::send(up, head.data() + extra, head.size() - extra, MSG_NOSIGNAL);
+  pollfd fds[2] = {{client, POLLIN, 0}, {up, POLLIN, 0}};
+  while (!stop_) {
+    if (::poll(fds, 2, 50) <= 0) continue;
+    bool closed = false;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t n = ::recv(fds[i].fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+          closed = true;
+          break;
+        }
+        ::send(fds[1 - i].fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL);
+      }
+    }
+    if (closed) break;
+  }
+  ::close(up);
+  ::close(client);
+}
+
 std::string Base64(const std::string& in) {
   static const char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;

@@ -112,6 +112,25 @@ class SilentListener {
   std::vector<int> conns_;
 };
 
+// An HTTP CONNECT proxy on loopback that relays bytes and records the CONNECT targets.
+class ConnectProxy {
+ public:
+  ConnectProxy();
+  ~ConnectProxy();
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<std::string> targets() const;
+
+ private:
+  void Relay(int client);
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread accept_thread_;
+  mutable std::mutex mu_;
+  std::vector<std::string> targets_;
+  std::vector<std::thread> relays_;
+};
+
 std::string Base64(const std::string& in);
 
 // A loopback port nothing listens on.
