@@ -332,7 +332,7 @@ class ProtoDecoder final : public RecordDecoder {
                              uint32_t len, int depth) {
     switch (fp.conv) {
       case Conv::kInt: {
-        int64_t v;
+        int64_t v = 0;
         ARROW_RETURN_NOT_OK(ToInt(fp, raw, &v));
         switch (col->width) {
           case 8: return col->AppendFixed<int64_t>(v);

@@ -72,7 +72,7 @@ bool FormatDate(int64_t days, std::string* out) {
   unsigned m, d;
   CivilFromDays(days, &y, &m, &d);
   if (y < 0 || y > 9999) return false;
-  char buf[16];
+  char buf[32];
   std::snprintf(buf, sizeof(buf), "%04d-%02u-%02u", static_cast<int>(y), m, d);
   *out = buf;
   return true;
