@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -16,7 +17,11 @@
 #include <arrow/io/file.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/grpcpp.h>
 #include <parquet/arrow/reader.h>
+
+#include "zerobus.pb.h"
 
 namespace arrow_zerobus::testing {
 
@@ -374,6 +379,167 @@ void ConnectProxy::Relay(int client) {
   }
   ::close(up);
   ::close(client);
+}
+
+struct ScriptedZerobusServer::State : grpc::CallbackGenericService {
+  Mode mode = Mode::kNormal;
+  mutable std::mutex mu;
+  std::map<std::string, std::string> metadata;
+  std::vector<int64_t> offsets;
+  int streams = 0;
+  std::unique_ptr<grpc::Server> server;
+
+  class Reactor : public grpc::ServerGenericBidiReactor {
+   public:
+    Reactor(State* state, grpc::GenericCallbackServerContext* ctx) : state_(state), ctx_(ctx) {
+      {
+        std::lock_guard<std::mutex> lk(state_->mu);
+        ++state_->streams;
+        state_->metadata.clear();
+        for (const auto& [k, v] : ctx->client_metadata()) {
+          state_->metadata[std::string(k.data(), k.size())] = std::string(v.data(), v.size());
+        }
+      }
+      StartSendInitialMetadata();
+      StartRead(&req_);
+    }
+    void OnReadDone(bool ok) override {
+      if (!ok) {
+        End();
+        return;
+      }
+      databricks::zerobus::EphemeralStreamRequest req;
+      std::vector<grpc::Slice> slices;
+      (void)req_.Dump(&slices);
+      std::string bytes;
+      for (auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+      req.ParseFromString(bytes);
+      Handle(req);
+      StartRead(&req_);
+    }
+    void OnWriteDone(bool ok) override {
+      std::unique_lock<std::mutex> lk(mu_);
+      queue_.erase(queue_.begin());
+      writing_ = false;
+      Pump(lk);
+    }
+    void OnCancel() override { End(); }
+    void OnDone() override { delete this; }
+
+   private:
+    using Response = databricks::zerobus::EphemeralStreamResponse;
+    void Handle(const databricks::zerobus::EphemeralStreamRequest& req) {
+      if (req.has_create_stream()) {
+        if (state_->mode == Mode::kNeverAnswerCreate) return;
+        Response r;
+        r.mutable_create_stream_response()->set_stream_id("scripted");
+        Send(r.SerializeAsString());
+        return;
+      }
+      const int64_t off = req.has_ingest_record_batch() ? req.ingest_record_batch().offset_id()
+                                                        : req.ingest_record().offset_id();
+      {
+        std::lock_guard<std::mutex> lk(state_->mu);
+        state_->offsets.push_back(off);
+      }
+      ++received_;
+      Response r;
+      switch (state_->mode) {
+        case Mode::kNormal:
+          r.mutable_ingest_record_response()->set_durability_ack_up_to_offset(off);
+          Send(r.SerializeAsString());
+          break;
+        case Mode::kAckBackwards:
+          if (received_ == 2) {
+            r.mutable_ingest_record_response()->set_durability_ack_up_to_offset(1);
+            Send(r.SerializeAsString());
+            r.mutable_ingest_record_response()->set_durability_ack_up_to_offset(0);
+            Send(r.SerializeAsString());
+          }
+          break;
+        case Mode::kAckBeyondSent:
+          r.mutable_ingest_record_response()->set_durability_ack_up_to_offset(5);
+          Send(r.SerializeAsString());
+          break;
+        case Mode::kAckWithoutField:
+          r.mutable_ingest_record_response();
+          Send(r.SerializeAsString());
+          break;
+        case Mode::kGarbage:
+          Send(std::string("\xff\xff\xff\xff", 4));
+          break;
+        case Mode::kNeverAnswerCreate:
+          break;
+      }
+    }
+    void Send(std::string bytes) {
+      std::unique_lock<std::mutex> lk(mu_);
+      grpc::Slice slice(bytes);
+      queue_.emplace_back(&slice, 1);
+      Pump(lk);
+    }
+    void End() {
+      std::unique_lock<std::mutex> lk(mu_);
+      finish_wanted_ = true;
+      Pump(lk);
+    }
+    void Pump(std::unique_lock<std::mutex>& lk) {
+      if (writing_ || finished_) return;
+      if (!queue_.empty()) {
+        writing_ = true;
+        grpc::ByteBuffer* next = &queue_.front();
+        lk.unlock();
+        StartWrite(next);
+        return;
+      }
+      if (finish_wanted_) {
+        finished_ = true;
+        lk.unlock();
+        Finish(grpc::Status::OK);
+      }
+    }
+    State* state_;
+    grpc::GenericCallbackServerContext* ctx_;
+    grpc::ByteBuffer req_;
+    std::mutex mu_;
+    std::deque<grpc::ByteBuffer> queue_;
+    bool writing_ = false;
+    bool finish_wanted_ = false;
+    bool finished_ = false;
+    int received_ = 0;
+  };
+
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
+    return new Reactor(this, ctx);
+  }
+};
+
+ScriptedZerobusServer::ScriptedZerobusServer(Mode mode) : state_(std::make_shared<State>()) {
+  state_->mode = mode;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+  builder.RegisterCallbackGenericService(state_.get());
+  state_->server = builder.BuildAndStart();
+}
+
+ScriptedZerobusServer::~ScriptedZerobusServer() {
+  state_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+  state_->server->Wait();
+}
+
+std::map<std::string, std::string> ScriptedZerobusServer::metadata() const {
+  std::lock_guard<std::mutex> lk(state_->mu);
+  return state_->metadata;
+}
+
+std::vector<int64_t> ScriptedZerobusServer::offsets() const {
+  std::lock_guard<std::mutex> lk(state_->mu);
+  return state_->offsets;
+}
+
+int ScriptedZerobusServer::streams() const {
+  std::lock_guard<std::mutex> lk(state_->mu);
+  return state_->streams;
 }
 
 std::string Base64(const std::string& in) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -129,6 +130,33 @@ class ConnectProxy {
   mutable std::mutex mu_;
   std::vector<std::string> targets_;
   std::vector<std::thread> relays_;
+};
+
+// A Zerobus server on loopback that follows a script instead of the protocol's rules, to test
+// how the client copes with a misbehaving server. It records metadata and offsets.
+class ScriptedZerobusServer {
+ public:
+  enum class Mode {
+    kNormal,             // create answered, every request acked
+    kNeverAnswerCreate,  // reads create_stream, never answers
+    kAckBackwards,       // acks 1 after the second request, then 0
+    kAckBeyondSent,      // acks offset 5 after the first request
+    kAckWithoutField,    // an ingest_record_response without its offset
+    kGarbage,            // bytes that are not an EphemeralStreamResponse
+  };
+  explicit ScriptedZerobusServer(Mode mode);
+  ~ScriptedZerobusServer();
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // Metadata of the most recent stream ("key" -> value).
+  std::map<std::string, std::string> metadata() const;
+  std::vector<int64_t> offsets() const;
+  int streams() const;
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+  int port_ = 0;
 };
 
 std::string Base64(const std::string& in);
