@@ -408,6 +408,7 @@ struct ZerobusWrapper::Impl {
       }
       slot.opening = true;
       lk.unlock();
+      internal::HoldGrpcCallbackQueue();
       auto opened = ZerobusStream::Open(StreamOptionsFor(pool.descriptor));
       lk.lock();
       slot.opening = false;
