@@ -150,6 +150,32 @@ INSTANTIATE_TEST_SUITE_P(
         ConfigCase{"jitter", [](auto& c) { c.cooldown_jitter_ms = -1; }, "cooldown_jitter_ms"},
         ConfigCase{"pipeline_cooldown", [](auto& c) { c.pipeline_blocked_cooldown_ms = -5; },
                    "pipeline_blocked_cooldown_ms"},
+        ConfigCase{"records_per_file", [](auto& c) { c.debug_max_records_per_file = 0; },
+                   "debug_max_records_per_file"},
+        ConfigCase{"otlp_output_dir",
+                   [](auto& c) {
+                     ObservabilityConfig o;
+                     o.output_dir = "";
+                     c.observability_config = o;
+                   },
+                   "output_dir"},
+        ConfigCase{"descriptor_without_name",
+                   [](auto& c) {
+                     c.descriptor_source = DescriptorSource::kGiven;
+                     c.descriptor = DescriptorFromArrowSchema(*RowSchema()).ValueOrDie();
+                     c.descriptor->clear_name();
+                   },
+                   "descriptor"},
+        ConfigCase{"unity_catalog_without_credentials",
+                   [](auto& c) {
+                     c.zerobus_writer_disabled = true;
+                     c.debug_enabled = true;
+                     c.debug_output_dir = "/tmp";
+                     c.client_id.reset();
+                     c.client_secret.reset();
+                     c.descriptor_source = DescriptorSource::kUnityCatalog;
+                   },
+                   "unity_catalog"},
         ConfigCase{"json_records", [](auto& c) { c.record_type = RecordFormat::kJson; },
                    "record_type"}),
     [](const ::testing::TestParamInfo<ConfigCase>& info) { return info.param.name; });
