@@ -123,6 +123,26 @@ TEST(EncoderProperty, EveryTypeGeneratedDescriptor) {
   EXPECT_GT(records, failed);
 }
 
+TEST(EncoderProperty, FlatScalarsAcrossBlocks) {
+  // Only scalar columns: the encoder's large-block path (512 rows), crossed several times.
+  arrow::FieldVector fields;
+  const auto every = EveryTypeSchema();
+  for (const auto& f : every->fields()) {
+    const auto id = f->type()->id();
+    if (id != arrow::Type::LIST && id != arrow::Type::LARGE_LIST && id != arrow::Type::LIST_VIEW &&
+        id != arrow::Type::LARGE_LIST_VIEW && id != arrow::Type::FIXED_SIZE_LIST &&
+        id != arrow::Type::MAP && id != arrow::Type::STRUCT && id != arrow::Type::DICTIONARY &&
+        id != arrow::Type::RUN_END_ENCODED) {
+      fields.push_back(f);
+    }
+  }
+  fields.push_back(arrow::field("dict_s", arrow::dictionary(arrow::int8(), arrow::utf8())));
+  fields.push_back(arrow::field("ree_i", arrow::run_end_encoded(arrow::int32(), arrow::int64())));
+  auto encoder = RecordBatchEncoder::Make(arrow::schema(fields));
+  ASSERT_TRUE(encoder.ok()) << encoder.status().ToString();
+  CheckRandom(**encoder, 21, 2, 1300);
+}
+
 TEST(EncoderProperty, NoNullsAndAllNulls) {
   auto schema = EveryTypeSchema();
   auto encoder = RecordBatchEncoder::Make(schema);
