@@ -218,3 +218,64 @@ def test_acked_rows_survive_kill_9(emulator_factory, monkeypatch):
     acked = 400 - len(unacked)
     assert acked >= 40
     assert set(range(acked)) <= set(ids)
+
+
+def test_vendor_schema_tool_reads_the_unity_catalog_endpoint(emulator_factory, monkeypatch, tmp_path):
+    # The vendor's schema tool fetches the table from the emulator's Unity Catalog endpoint (with
+    # a plain client-credentials token) and writes a .proto; a stream with that descriptor is
+    # accepted by the emulator's strict schema check and its rows land typed as declared.
+    import subprocess
+    import sys
+    from datetime import date, datetime, timedelta, timezone
+
+    from google.protobuf import descriptor_pb2 as dpb
+
+    table = "main.default.declared"
+    declaration = tmp_path / "declared.json"
+    declaration.write_text(json.dumps({"columns": [
+        {"name": "id", "type": "bigint", "nullable": False},
+        {"name": "name", "type": "string"},
+        {"name": "score", "type": "double"},
+        {"name": "count", "type": "int"},
+        {"name": "ok", "type": "boolean"},
+        {"name": "tags", "type": "array<string>"},
+        {"name": "ts", "type": "timestamp"},
+        {"name": "day", "type": "date"},
+    ]}))
+    emu = emulator_factory(tls=False, extra_args=["--strict", "--table", f"{table}={declaration}"])
+    proto = tmp_path / "declared.proto"
+    subprocess.run([sys.executable, "-m", "zerobus.tools.generate_proto", "--uc-endpoint", emu.http_url,
+                    "--client-id", emu.client_id, "--client-secret", emu.client_secret,
+                    "--table", table, "--output", str(proto), "--proto-msg", "Declared"],
+                   check=True, capture_output=True, timeout=60)
+    text = proto.read_text()
+    assert "required int64 id = 1;" in text
+    assert "optional string name = 2;" in text
+    assert "repeated string tags = 6;" in text
+    assert "optional int64 ts = 7;" in text
+    assert "optional int32 day = 8;" in text
+
+    descriptor_set = tmp_path / "declared.desc"
+    subprocess.run(["protoc", f"-I{tmp_path}", f"--descriptor_set_out={descriptor_set}", str(proto)],
+                   check=True, timeout=60)
+    fds = dpb.FileDescriptorSet.FromString(descriptor_set.read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fds.file[0])
+    Declared = message_factory.GetMessageClass(pool.FindMessageTypeByName("Declared"))
+
+    ts0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    micros = int(ts0.timestamp()) * 1_000_000
+    sdk = _sdk(emu, monkeypatch)
+    stream = sdk.create_stream(emu.client_id, emu.client_secret, TableProperties(table, Declared.DESCRIPTOR))
+    stream.ingest_records_offset([
+        Declared(id=1, name="a", score=1.5, count=7, ok=True, tags=["x", "y"], ts=micros, day=20000),
+        Declared(id=2),
+    ])
+    stream.flush()
+    stream.close()
+
+    rows = _read_rows(emu, table)
+    assert rows[0] == {"id": 1, "name": "a", "score": 1.5, "count": 7, "ok": True, "tags": ["x", "y"],
+                       "ts": ts0, "day": date(1970, 1, 1) + timedelta(days=20000)}
+    assert rows[1] == {"id": 2, "name": None, "score": None, "count": None, "ok": None, "tags": [],
+                       "ts": None, "day": None}
