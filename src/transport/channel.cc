@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <fstream>
+#include <future>
 #include <sstream>
 
+#include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 
@@ -36,8 +39,40 @@ arrow::Result<std::string> ReadCaFile(const std::string& path, const std::string
   return pem;
 }
 
+namespace {
+
+// gRPC 1.51 (epoll1 poller) runs client callbacks on a process-wide "alternative" completion
+// queue that is refcounted by the live channels; when the last channel goes away it shuts the
+// queue down and joins its threads. If that happens inside a callback (a stream's last RPC
+// finishing), a thread joins itself and the queue is freed under it. One channel that is never
+// destroyed keeps the count above zero (and spares recreating those threads per reconnect).
+void KeepCallbackQueueAlive() {
+  static const bool kept = [] {
+    // Intentionally never released. A channel takes its reference on the queue with its first
+    // callback call, so make one that ends at once (deadline already passed).
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
+    auto* keeper = new std::shared_ptr<grpc::Channel>(grpc::CreateCustomChannel(
+        "unix:/nonexistent/arrow-zerobus-keeper", grpc::InsecureChannelCredentials(), args));
+    grpc::GenericStub stub(*keeper);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now());
+    grpc::Slice empty("", 0);
+    grpc::ByteBuffer request(&empty, 1), response;
+    std::promise<void> done;
+    stub.UnaryCall(&ctx, "/arrow_zerobus.Keeper/Noop", grpc::StubOptions(), &request, &response,
+                   [&done](grpc::Status) { done.set_value(); });
+    done.get_future().wait();
+    return true;
+  }();
+  (void)kept;
+}
+
+}  // namespace
+
 arrow::Result<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelSettings& settings,
                                                           const std::string& ca_pem) {
+  KeepCallbackQueueAlive();
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (settings.endpoint.tls) {
     grpc::SslCredentialsOptions ssl;

@@ -791,7 +791,14 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       stop = true;
       worker_cv.notify_all();
     }
-    if (worker.joinable() && !on_worker()) worker.join();
+    if (!worker.joinable()) return;
+    if (on_worker()) {
+      // Destroyed or closed from a completion callback: the worker holds its own reference to
+      // the core and ends after the callback returns.
+      worker.detach();
+    } else {
+      worker.join();
+    }
   }
 };
 
@@ -908,10 +915,9 @@ arrow::Result<std::unique_ptr<ZerobusStream>> ZerobusStream::Open(StreamOptions 
   }
   core->options = std::move(options);
   core->backoff_until = Clock::now();
-  Core* raw = core.get();
   {
     std::lock_guard<std::mutex> lk(core->mu);
-    core->worker = std::thread([raw] { raw->Run(); });
+    core->worker = std::thread([core] { core->Run(); });
     core->worker_id = core->worker.get_id();
   }
   std::unique_ptr<ZerobusStream> stream(new ZerobusStream(core));
