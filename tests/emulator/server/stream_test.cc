@@ -311,6 +311,47 @@ TEST_F(StreamTest, MessageJustUnderTheLimitIsAccepted) {
   EXPECT_TRUE(call.Close().ok());
 }
 
+TEST_F(StreamTest, MessageBeyondTheTransportGuardEndsOnlyThatStream) {
+  // Above gRPC's own receive limit (2 x 10 MiB + 1 MiB) the transport refuses the message.
+  auto healthy = OpenCreated(*client_, Token(), kTable, &desc_);
+  auto call = OpenCreated(*client_, Token(), kTable, &desc_);
+  std::string big(22 << 20, 'z');
+  call.Write(ProtoRecord(0, enc_.Encode(1, big, 0)));
+  grpc::Status st = call.Close();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  ASSERT_TRUE(healthy.Write(ProtoRecord(0, enc_.Encode(2, "fine", 2))));
+  EXPECT_EQ(healthy.ReadAcksUntil(0).back(), 0);
+  EXPECT_TRUE(healthy.Close().ok());
+}
+
+TEST_F(StreamTest, UnspecifiedRecordTypeMeansProto) {
+  auto c = CreateRequest(kTable, &desc_, zb::RECORD_TYPE_UNSPECIFIED);
+  auto call = client_->Open(Token(), kTable);
+  ASSERT_TRUE(call.Write(c));
+  zb::EphemeralStreamResponse r;
+  ASSERT_TRUE(call.Read(&r));
+  ASSERT_TRUE(r.has_create_stream_response());
+  ASSERT_TRUE(call.Write(ProtoRecord(0, enc_.Encode(1, "u", 1))));
+  EXPECT_EQ(call.ReadAcksUntil(0).back(), 0);
+  EXPECT_TRUE(call.Close().ok());
+}
+
+TEST_F(StreamTest, JsonStreamWithDescriptorIsCheckedAndCanCreateTheTable) {
+  const std::string table = "main.default.json_created";
+  auto call = OpenCreated(*client_, Token(table), table, &desc_, zb::JSON);
+  ASSERT_TRUE(call.Write(JsonRecord(0, R"({"id": 5, "name": "five"})")));
+  EXPECT_EQ(call.ReadAcksUntil(0).back(), 0);
+  EXPECT_TRUE(call.Close().ok());
+  auto t = ReadBack(table);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->num_rows(), 1);
+  auto other = desc_;
+  other.mutable_field(2)->set_name("amount");
+  grpc::Status st =
+      CreateStatus(*client_, Token(table), table, CreateRequest(table, &other, zb::JSON));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(StreamTest, MalformedRecordNamesTheOffset) {
   auto call = OpenCreated(*client_, Token(), kTable, &desc_);
   ASSERT_TRUE(call.Write(ProtoRecord(0, enc_.Encode(1, "ok", 1))));
