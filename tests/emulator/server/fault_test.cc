@@ -162,13 +162,13 @@ TEST_F(FaultTest, ExpireTokensNow) {
 }
 
 TEST_F(FaultTest, BlockCreationForAWhile) {
-  Fault(R"({"block_creation_s": 0.4})");
   auto t0 = Clock::now();
+  Fault(R"({"block_creation_s": 1.0})");
   grpc::Status st = CreateStatus(*client_, BearerFor(*emulator_, kTable), kTable,
                                  CreateRequest(kTable, &desc_));
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(st.error_message(), HasSubstr("6006 Pipeline creation is temporarily blocked"));
-  std::this_thread::sleep_until(t0 + std::chrono::milliseconds(450));
+  std::this_thread::sleep_until(t0 + std::chrono::milliseconds(1100));
   st = CreateStatus(*client_, BearerFor(*emulator_, kTable), kTable,
                     CreateRequest(kTable, &desc_));
   EXPECT_TRUE(st.ok()) << st.error_message();
@@ -179,6 +179,7 @@ TEST_F(FaultTest, BlockCreationForOneTable) {
   grpc::Status st = CreateStatus(*client_, BearerFor(*emulator_, kOther), kOther,
                                  CreateRequest(kOther, &desc_));
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(st.error_message(), HasSubstr(kOther));
   st = CreateStatus(*client_, BearerFor(*emulator_, kTable), kTable,
                     CreateRequest(kTable, &desc_));
   EXPECT_TRUE(st.ok()) << st.error_message();
