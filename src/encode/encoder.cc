@@ -97,6 +97,14 @@ arrow::Result<std::unique_ptr<RecordBatchEncoder>> RecordBatchEncoder::Make(
   }
   // The smallest request: one empty record (2 bytes of framing).
   const int64_t min_request = RequestSize(FramedSize(0));
+  // gRPC messages cannot exceed 2 GiB; the limit also keeps the size arithmetic far from
+  // overflow.
+  constexpr int64_t kMaxRequest = int64_t{1} << 31;
+  if (options.max_request_bytes > kMaxRequest) {
+    return ConfigurationError("EncodeOptions.max_request_bytes is " +
+                              std::to_string(options.max_request_bytes) + ", above the 2 GiB " +
+                              "a gRPC message can hold");
+  }
   if (options.max_request_bytes < min_request) {
     return ConfigurationError("EncodeOptions.max_request_bytes is " +
                               std::to_string(options.max_request_bytes) +

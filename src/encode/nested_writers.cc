@@ -379,35 +379,58 @@ class ListPlan final : public FieldPlan {
 template <typename IndexT>
 class DictionaryWriter final : public ColumnWriter {
  public:
-  DictionaryWriter(const arrow::ArrayData& data, std::unique_ptr<ColumnWriter> values)
-      : indices_(data.GetValues<IndexT>(1, 0)),
+  DictionaryWriter(const std::string* path, const arrow::ArrayData& data,
+                   std::unique_ptr<ColumnWriter> values)
+      : path_(path),
+        indices_(data.GetValues<IndexT>(1, 0)),
         validity_(ValidityOrNull(data)),
         offset_(data.offset),
+        dictionary_length_(data.dictionary->length),
         values_(std::move(values)) {}
 
-  void Size(const Level& level, EncodeContext* ctx) override { values_->Size(Remap(level), ctx); }
-  void Write(const Level& level) override { values_->Write(Remap(level)); }
+  void Size(const Level& level, EncodeContext* ctx) override {
+    values_->Size(Remap(level, ctx), ctx);
+  }
+  void Write(const Level& level) override { values_->Write(Remap(level, nullptr)); }
   void Rewind() override { values_->Rewind(); }
 
  private:
-  Level Remap(const Level& level) {
+  Level Remap(const Level& level, EncodeContext* ctx) {
     int64_t* pos = pos_.Get(level.n);
+    bool bad_index = false;
     for (int64_t k = 0; k < level.n; ++k) {
       const int64_t p = level.Pos(k);
       const int64_t i = p + offset_;
       const bool null = p < 0 || (validity_ != nullptr && !arrow::bit_util::GetBit(validity_, i));
-      pos[k] = null ? -1 : static_cast<int64_t>(indices_[i]);
+      const int64_t index = null ? -1 : static_cast<int64_t>(indices_[i]);
+      // An index outside the dictionary (invalid Arrow data) fails its row instead of reading
+      // out of bounds.
+      if (!null && static_cast<uint64_t>(index) >= static_cast<uint64_t>(dictionary_length_))
+          [[unlikely]] {
+        bad_index = true;
+        pos[k] = -1;
+        if (ctx != nullptr) {
+          ctx->Fail(level.Row(k), *path_,
+                    "dictionary index " + std::to_string(static_cast<uint64_t>(indices_[i])) +
+                        " out of range for a dictionary of " +
+                        std::to_string(dictionary_length_) + " values");
+        }
+        continue;
+      }
+      pos[k] = index;
     }
     Level out = level;
     out.pos = pos;
     out.pos_add = 0;
-    out.null_pos = level.null_pos || validity_ != nullptr;
+    out.null_pos = level.null_pos || validity_ != nullptr || bad_index;
     return out;
   }
 
+  const std::string* path_;
   const IndexT* indices_;
   const uint8_t* validity_;
   int64_t offset_;
+  int64_t dictionary_length_;
   std::unique_ptr<ColumnWriter> values_;
   Scratch<int64_t> pos_;
 };
@@ -415,26 +438,33 @@ class DictionaryWriter final : public ColumnWriter {
 template <typename IndexT>
 class DictionaryPlan final : public FieldPlan {
  public:
-  explicit DictionaryPlan(std::unique_ptr<FieldPlan> values) : values_(std::move(values)) {}
+  DictionaryPlan(std::string path, std::unique_ptr<FieldPlan> values)
+      : path_(std::move(path)), values_(std::move(values)) {}
   std::unique_ptr<ColumnWriter> Bind(const arrow::ArrayData& data) const override {
-    return std::make_unique<DictionaryWriter<IndexT>>(data, values_->Bind(*data.dictionary));
+    return std::make_unique<DictionaryWriter<IndexT>>(&path_, data,
+                                                      values_->Bind(*data.dictionary));
   }
 
  private:
+  std::string path_;
   std::unique_ptr<FieldPlan> values_;
 };
 
 template <typename RunEndT>
 class RunEndWriter final : public ColumnWriter {
  public:
-  RunEndWriter(const arrow::ArrayData& data, std::unique_ptr<ColumnWriter> values)
-      : run_ends_(data.child_data[0]->GetValues<RunEndT>(1)),
+  RunEndWriter(const std::string* path, const arrow::ArrayData& data,
+               std::unique_ptr<ColumnWriter> values)
+      : path_(path),
+        run_ends_(data.child_data[0]->GetValues<RunEndT>(1)),
         num_runs_(data.child_data[0]->length),
         offset_(data.offset),
         values_(std::move(values)) {}
 
-  void Size(const Level& level, EncodeContext* ctx) override { values_->Size(Remap(level), ctx); }
-  void Write(const Level& level) override { values_->Write(Remap(level)); }
+  void Size(const Level& level, EncodeContext* ctx) override {
+    values_->Size(Remap(level, ctx), ctx);
+  }
+  void Write(const Level& level) override { values_->Write(Remap(level, nullptr)); }
   void Rewind() override {
     run_ = 0;
     values_->Rewind();
@@ -443,8 +473,9 @@ class RunEndWriter final : public ColumnWriter {
  private:
   // Slots mostly come in increasing position order: walk the runs forward from the last one
   // found, and binary-search only when a position goes backwards.
-  Level Remap(const Level& level) {
+  Level Remap(const Level& level, EncodeContext* ctx) {
     int64_t* pos = pos_.Get(level.n);
+    bool past_end = false;
     for (int64_t k = 0; k < level.n; ++k) {
       const int64_t p = level.Pos(k);
       if (p < 0) {
@@ -458,14 +489,25 @@ class RunEndWriter final : public ColumnWriter {
                run_ends_;
       }
       while (run_ < num_runs_ && static_cast<int64_t>(run_ends_[run_]) <= x) ++run_;
+      if (run_ == num_runs_) [[unlikely]] {  // invalid Arrow data: no run covers x
+        past_end = true;
+        pos[k] = -1;
+        if (ctx != nullptr) {
+          ctx->Fail(level.Row(k), *path_,
+                    "run-end encoded position " + std::to_string(x) + " is past the last run");
+        }
+        continue;
+      }
       pos[k] = run_;
     }
     Level out = level;
     out.pos = pos;
     out.pos_add = 0;
+    out.null_pos = level.null_pos || past_end;
     return out;
   }
 
+  const std::string* path_;
   const RunEndT* run_ends_;
   int64_t num_runs_;
   int64_t offset_;
@@ -477,12 +519,15 @@ class RunEndWriter final : public ColumnWriter {
 template <typename RunEndT>
 class RunEndPlan final : public FieldPlan {
  public:
-  explicit RunEndPlan(std::unique_ptr<FieldPlan> values) : values_(std::move(values)) {}
+  RunEndPlan(std::string path, std::unique_ptr<FieldPlan> values)
+      : path_(std::move(path)), values_(std::move(values)) {}
   std::unique_ptr<ColumnWriter> Bind(const arrow::ArrayData& data) const override {
-    return std::make_unique<RunEndWriter<RunEndT>>(data, values_->Bind(*data.child_data[1]));
+    return std::make_unique<RunEndWriter<RunEndT>>(&path_, data,
+                                                   values_->Bind(*data.child_data[1]));
   }
 
  private:
+  std::string path_;
   std::unique_ptr<FieldPlan> values_;
 };
 
@@ -496,18 +541,18 @@ arrow::Status Mismatch(const FieldBinding& fb, const arrow::DataType& type, cons
 }
 
 template <template <typename> class PlanT>
-arrow::Result<std::unique_ptr<FieldPlan>> WrapByIndexType(arrow::Type::type id,
+arrow::Result<std::unique_ptr<FieldPlan>> WrapByIndexType(arrow::Type::type id, std::string path,
                                                           std::unique_ptr<FieldPlan> inner) {
   switch (id) {
-    case arrow::Type::INT8: return std::make_unique<PlanT<int8_t>>(std::move(inner));
-    case arrow::Type::INT16: return std::make_unique<PlanT<int16_t>>(std::move(inner));
-    case arrow::Type::INT32: return std::make_unique<PlanT<int32_t>>(std::move(inner));
-    case arrow::Type::INT64: return std::make_unique<PlanT<int64_t>>(std::move(inner));
-    case arrow::Type::UINT8: return std::make_unique<PlanT<uint8_t>>(std::move(inner));
-    case arrow::Type::UINT16: return std::make_unique<PlanT<uint16_t>>(std::move(inner));
-    case arrow::Type::UINT32: return std::make_unique<PlanT<uint32_t>>(std::move(inner));
-    case arrow::Type::UINT64: return std::make_unique<PlanT<uint64_t>>(std::move(inner));
-    default: return arrow::Status::Invalid("unexpected index type");
+    case arrow::Type::INT8: return std::make_unique<PlanT<int8_t>>(std::move(path), std::move(inner));
+    case arrow::Type::INT16: return std::make_unique<PlanT<int16_t>>(std::move(path), std::move(inner));
+    case arrow::Type::INT32: return std::make_unique<PlanT<int32_t>>(std::move(path), std::move(inner));
+    case arrow::Type::INT64: return std::make_unique<PlanT<int64_t>>(std::move(path), std::move(inner));
+    case arrow::Type::UINT8: return std::make_unique<PlanT<uint8_t>>(std::move(path), std::move(inner));
+    case arrow::Type::UINT16: return std::make_unique<PlanT<uint16_t>>(std::move(path), std::move(inner));
+    case arrow::Type::UINT32: return std::make_unique<PlanT<uint32_t>>(std::move(path), std::move(inner));
+    case arrow::Type::UINT64: return std::make_unique<PlanT<uint64_t>>(std::move(path), std::move(inner));
+    default: return ConversionError("dictionary index type " + std::to_string(id) + " is not an integer");
   }
 }
 
@@ -525,16 +570,22 @@ arrow::Result<std::unique_ptr<FieldPlan>> Unwrap(const FieldBinding& fb,
                     std::move(info), inner);
     case arrow::Type::DICTIONARY: {
       const auto& dict = static_cast<const arrow::DictionaryType&>(*type);
+      std::string path = info.path;
       ARROW_ASSIGN_OR_RAISE(auto values, Unwrap(fb, dict.value_type(), std::move(info), inner));
-      return WrapByIndexType<DictionaryPlan>(dict.index_type()->id(), std::move(values));
+      return WrapByIndexType<DictionaryPlan>(dict.index_type()->id(), std::move(path),
+                                             std::move(values));
     }
     case arrow::Type::RUN_END_ENCODED: {
       const auto& ree = static_cast<const arrow::RunEndEncodedType&>(*type);
+      std::string path = info.path;
       ARROW_ASSIGN_OR_RAISE(auto values, Unwrap(fb, ree.value_type(), std::move(info), inner));
       switch (ree.run_end_type()->id()) {
-        case arrow::Type::INT16: return std::make_unique<RunEndPlan<int16_t>>(std::move(values));
-        case arrow::Type::INT32: return std::make_unique<RunEndPlan<int32_t>>(std::move(values));
-        default: return std::make_unique<RunEndPlan<int64_t>>(std::move(values));
+        case arrow::Type::INT16:
+          return std::make_unique<RunEndPlan<int16_t>>(std::move(path), std::move(values));
+        case arrow::Type::INT32:
+          return std::make_unique<RunEndPlan<int32_t>>(std::move(path), std::move(values));
+        default:
+          return std::make_unique<RunEndPlan<int64_t>>(std::move(path), std::move(values));
       }
     }
     default:

@@ -394,6 +394,36 @@ TEST(EncoderErrors, RequestLimitTooSmall) {
   EXPECT_THAT(result.status().message(), HasSubstr("max_request_bytes"));
 }
 
+TEST(EncoderErrors, RequestLimitTooLarge) {
+  EncodeOptions options;
+  options.max_request_bytes = int64_t{1} << 40;
+  auto result = RecordBatchEncoder::Make(arrow::schema({arrow::field("a", arrow::int32())}), options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(GetErrorKind(result.status()), ErrorKind::kConfiguration);
+  EXPECT_THAT(result.status().message(), HasSubstr("2 GiB"));
+}
+
+TEST(EncoderRowFailures, InvalidDictionaryIndexAndRunEnds) {
+  // Invalid Arrow data (unvalidated): rows fail, nothing is read out of bounds.
+  auto dict_type = arrow::dictionary(arrow::int8(), arrow::utf8());
+  auto dict = std::make_shared<arrow::DictionaryArray>(
+      dict_type, Json(arrow::int8(), "[0, 5, 1, 0, -3]"), Json(arrow::utf8(), R"(["a", "b"])"));
+  auto ree_type = arrow::run_end_encoded(arrow::int32(), arrow::int64());
+  // Runs cover positions 0..2 only, the array claims 5 (RunEndEncodedArray::Make would refuse).
+  auto ree = arrow::MakeArray(arrow::ArrayData::Make(
+      ree_type, 5, {nullptr},
+      {Json(arrow::int32(), "[1, 3]")->data(), Json(arrow::int64(), "[10, 20]")->data()}, 0));
+  auto schema = arrow::schema({arrow::field("d", dict_type), arrow::field("r", ree_type)});
+  auto encoder = MakeEncoder(schema);
+  ASSERT_OK_AND_ASSIGN(EncodedBatch out, encoder->Encode(*Batch(schema, {dict, ree})));
+  ExpectFailures(out, {{1, "column 'd' row 1: dictionary index 5 out of range for a dictionary of 2 values"},
+                       {3, "column 'r' row 3: run-end encoded position 3 is past the last run"},
+                       {4, "column 'd' row 4: dictionary index"}});
+  EXPECT_EQ(out.source_rows, (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(Hex(out.record(0)), "0a 01 61 10 0a");
+  EXPECT_EQ(Hex(out.record(1)), "0a 01 62 10 14");
+}
+
 TEST(EncoderErrors, UnsupportedTypeNamesColumn) {
   auto result = RecordBatchEncoder::Make(arrow::schema({arrow::field("t", arrow::time32(arrow::TimeUnit::SECOND))}));
   ASSERT_FALSE(result.ok());
