@@ -24,7 +24,8 @@ struct BoolCell {
   using Params = NoParams;
   static constexpr bool kCanFail = false;
   static constexpr int64_t kFixedSize = 1;
-  BoolCell(const arrow::ArrayData& data, const Params&) : bits(data.buffers[1]->data()) {}
+  BoolCell(const arrow::ArrayData& data, const Params&)
+      : bits(data.buffers[1] ? data.buffers[1]->data() : nullptr) {}
   int64_t Size(int64_t) const { return 1; }
   uint8_t* Write(int64_t i, uint8_t* out) const {
     *out = arrow::bit_util::GetBit(bits, i) ? 1 : 0;
@@ -178,7 +179,7 @@ struct DecimalCell {
   using Params = int32_t;  // scale
   static constexpr bool kCanFail = false;
   DecimalCell(const arrow::ArrayData& data, const Params& scale)
-      : values(data.buffers[1]->data()), scale(scale) {}
+      : values(data.buffers[1] ? data.buffers[1]->data() : nullptr), scale(scale) {}
   void Digits(int64_t i, DecimalDigits* d) const {
     const uint8_t* p = values + i * kBytes;
     if constexpr (kBytes == 4) {

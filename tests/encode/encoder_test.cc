@@ -441,6 +441,20 @@ TEST(EncoderEdge, EmptyBatch) {
   EXPECT_EQ(out.buffer->size(), 0);
 }
 
+TEST(EncoderEdge, AllNullArraysWithoutValueBuffers) {
+  // MakeArrayOfNull may share or omit value buffers; nothing may be read from them.
+  auto item = arrow::struct_({arrow::field("x", arrow::int32())});
+  auto schema = arrow::schema({arrow::field("b", arrow::boolean()), arrow::field("d", arrow::decimal128(10, 2)),
+                               arrow::field("s", arrow::utf8()), arrow::field("l", arrow::list(item)),
+                               arrow::field("m", arrow::map(arrow::utf8(), arrow::int64()))});
+  std::vector<std::shared_ptr<arrow::Array>> columns;
+  for (const auto& f : schema->fields()) columns.push_back(arrow::MakeArrayOfNull(f->type(), 1000).ValueOrDie());
+  auto encoder = MakeEncoder(schema);
+  auto out = EncodeAndVerify(*encoder, *Batch(schema, columns));
+  ASSERT_EQ(out.num_records(), 1000);
+  EXPECT_EQ(out.record(999), "");
+}
+
 TEST(EncoderEdge, SlicedBatchMatchesUnsliced) {
   auto item = arrow::struct_({arrow::field("x", arrow::int32()), arrow::field("y", arrow::utf8())});
   auto schema = arrow::schema({arrow::field("i", arrow::int64()), arrow::field("l", arrow::list(item))});
