@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-message-bytes", options.max_message_bytes,
                  "Largest ingest request accepted")
       ->capture_default_str();
+  bool quiet = false;
+  app.add_flag("--quiet", quiet, "Do not log streams opened/ended on stderr");
 
   // Faults. --fault takes the JSON of POST /admin/faults; the others build one rule that
   // --fault-table targets.
@@ -204,6 +207,14 @@ int main(int argc, char** argv) {
   if (any) options.faults.push_back(rule);
   options.block_creation =
       std::chrono::milliseconds(static_cast<int64_t>(block_creation_s * 1000.0));
+
+  if (!quiet) {
+    options.log = [](const std::string& line) {
+      static std::mutex mu;
+      std::lock_guard<std::mutex> lock(mu);
+      std::fprintf(stderr, "zerobus-emulator: %s\n", line.c_str());
+    };
+  }
 
   // Block the stop signals before any thread starts so only sigwait below receives them.
   sigset_t stop_signals;

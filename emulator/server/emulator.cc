@@ -113,6 +113,7 @@ arrow::Status Emulator::Start() {
   sc.no_auth = o.no_auth;
   sc.max_message_bytes = o.max_message_bytes;
   sc.max_pending_bytes_per_stream = o.max_pending_bytes_per_stream;
+  sc.log = o.log;
   d.service = std::make_unique<ZerobusService>(sc);
   d.faults.SetChangeListener([service = d.service.get()] { service->KickAll(); });
 

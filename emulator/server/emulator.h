@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -57,6 +58,9 @@ struct EmulatorOptions {
   // A stream stops reading while this many wire bytes are appended but not yet durable, so a
   // fast client cannot grow the server's memory without bound (gRPC flow control pushes back).
   int64_t max_pending_bytes_per_stream = 64 * 1024 * 1024;
+  // Called with one line per stream opened, ended or refused (never holds secrets); must be
+  // thread-safe. Empty = silent.
+  std::function<void(const std::string&)> log;
   // Faults in force from the start.
   std::vector<FaultRule> faults;
   // Refuse stream creation (6006) for this long from the start (0 = not).

@@ -123,6 +123,16 @@ class StreamReactor final
       stats_->final_message = finish_status_.error_message();
       stats_->open.store(false);
     }
+    if (svc_->log) {
+      // Messages never hold tokens or secrets (see auth.cc), so they can be logged.
+      std::string line = stats_ ? "stream " + stats_->stream_id + " table=" + stats_->table +
+                                      " requests=" + std::to_string(stats_->requests.load()) +
+                                      " rows=" + std::to_string(stats_->rows.load()) + " ended"
+                                : std::string("stream refused");
+      line += " code=" + std::to_string(static_cast<int>(finish_status_.error_code()));
+      if (!finish_status_.error_message().empty()) line += ": " + finish_status_.error_message();
+      svc_->log(line);
+    }
     svc_->stats->StreamClosed();
     service_->Unregister(this);
     // A durable callback may briefly hold the last reference to this reactor and destroy it on
@@ -251,6 +261,10 @@ class StreamReactor final
     stats_->record_type = json_ ? "JSON" : "PROTO";
     stats_->opened_at = std::chrono::system_clock::now();
     svc_->stats->Add(stats_);
+    if (svc_->log) {
+      svc_->log("stream " + stats_->stream_id + " table=" + stats_->table + " opened (" +
+                stats_->record_type + ")");
+    }
 
     std::unique_lock<std::mutex> lock(mu_);
     created_ = true;

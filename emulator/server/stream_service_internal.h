@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -64,6 +65,8 @@ struct ServiceContext {
   bool no_auth = false;
   int64_t max_message_bytes = 10 * 1024 * 1024;
   int64_t max_pending_bytes_per_stream = 64 * 1024 * 1024;
+  // One line per stream opened / ended (or refused); nullptr = silent. Called from gRPC threads.
+  std::function<void(const std::string&)> log;
 };
 
 class StreamReactor;

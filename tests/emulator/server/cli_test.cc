@@ -213,6 +213,12 @@ TEST(EmulatorCli, ServesPrintsWhereAndStopsCleanlyOnSigterm) {
 
   p.Signal(SIGTERM);
   EXPECT_EQ(p.Wait(), 0);
+  // One line per stream on stderr, with how it ended; never the token.
+  std::string log = p.Stderr();
+  EXPECT_THAT(log, HasSubstr("table=main.default.declared opened (PROTO)"));
+  EXPECT_THAT(log, HasSubstr("requests=1 rows=1 ended code=8: quota from flags"));
+  EXPECT_THAT(log, HasSubstr("stream refused code=5"));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr(token.substr(7))));
   auto rows = ReadDeltaTable(dir.path() + "/data/main/default/declared");
   ASSERT_TRUE(rows.ok()) << rows.status().ToString();
   EXPECT_EQ((*rows)->num_rows(), 2);  // request 0 of the ended stream, and the next stream's
