@@ -89,7 +89,12 @@ class EmulatorProcess:
     tls: Optional[TlsFiles]
     client_id: str = CLIENT_ID
     client_secret: str = CLIENT_SECRET
+    log_path: Optional[Path] = None
     crashed: bool = False
+
+    def log(self) -> str:
+        """What the emulator wrote on stderr so far (one line per stream)."""
+        return self.log_path.read_text() if self.log_path else ""
 
     @property
     def scheme(self) -> str:
@@ -157,7 +162,10 @@ def start_emulator(tmp_path: Path, *, tls: bool = True, extra_args=(), name: str
             "--commit-interval-ms", "20", *map(str, extra_args)]
     if tls_files:
         args += ["--tls-cert", str(tls_files.cert), "--tls-key", str(tls_files.key)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # stderr (one line per stream) goes to a file: a pipe nobody drains would block the server.
+    log_path = tmp_path / f"{name}.log"
+    with open(log_path, "w") as log_file:
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log_file, text=True)
     deadline = time.monotonic() + 20
     line = ""
     while time.monotonic() < deadline:
@@ -170,10 +178,10 @@ def start_emulator(tmp_path: Path, *, tls: bool = True, extra_args=(), name: str
     match = _LISTEN_RE.search(line)
     if not match:
         process.kill()
-        _, err = process.communicate(timeout=5)
-        pytest.fail(f"zerobus-emulator did not start: stdout={line!r} stderr={err!r}")
+        process.wait(timeout=5)
+        pytest.fail(f"zerobus-emulator did not start: stdout={line!r} stderr={log_path.read_text()!r}")
     return EmulatorProcess(process=process, data_dir=data_dir, grpc_port=int(match.group(2)),
-                           http_port=int(match.group(4)), tls=tls_files)
+                           http_port=int(match.group(4)), tls=tls_files, log_path=log_path)
 
 
 @pytest.fixture

@@ -102,6 +102,11 @@ def test_proto_records_and_batches_over_tls(emulator, monkeypatch):
     assert stream_stats["open"] is False
     assert stream_stats["status_code"] == 0
 
+    log = emulator.log()
+    assert f"table={TABLE} opened (PROTO)" in log
+    assert "ended code=0" in log
+    assert emulator.client_secret not in log
+
     # The table the SDK created is visible through the Unity Catalog endpoint.
     status, body = emulator.request("GET", f"/api/2.1/unity-catalog/tables/{TABLE}",
                                     headers={"Authorization": "Bearer nope"})
