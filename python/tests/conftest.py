@@ -130,6 +130,16 @@ class EmulatorProcess:
         assert status == 200, body
         return body
 
+    def stats_when_idle(self, timeout: float = 5.0) -> dict:
+        """Stats once no stream is open (the server ends a stream just after its client sees the
+        end, so right after close() it may still count as open)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.stats()
+            if stats["open_streams"] == 0 or time.monotonic() > deadline:
+                return stats
+            time.sleep(0.02)
+
     def add_fault(self, rule: dict) -> None:
         status, body = self.request("POST", "/admin/faults", rule)
         assert status == 200, body

@@ -93,7 +93,7 @@ def test_proto_records_and_batches_over_tls(emulator, monkeypatch):
     rows = _read_rows(emulator, TABLE)
     assert rows == [_expected(i) for i in range(35)]
 
-    stats = emulator.stats()
+    stats = emulator.stats_when_idle()
     assert stats["tokens_issued"] >= 1  # the stream was opened with an OAuth token
     (stream_stats,) = stats["streams"]
     assert stream_stats["requests"] == 11
@@ -135,7 +135,7 @@ def test_json_records_and_batches(emulator_factory, monkeypatch, tmp_path):
     stream.close()
 
     assert _read_rows(emu, JSON_TABLE) == [record(i) for i in range(12)]
-    (s,) = emu.stats()["streams"]
+    (s,) = emu.stats_when_idle()["streams"]
     assert s["record_type"] == "JSON"
     assert s["requests"] == 6
 
@@ -175,7 +175,7 @@ def test_sdk_recovers_when_the_server_ends_a_stream(emulator, monkeypatch):
 
     rows = _read_rows(emulator, TABLE)
     assert {r["id"] for r in rows} == set(range(8))
-    streams = emulator.stats()["streams"]
+    streams = emulator.stats_when_idle()["streams"]
     assert len(streams) >= 2
     assert streams[0]["status_code"] == 14  # UNAVAILABLE
     assert streams[0]["status_message"] == "6002 Stream timeout reached"
@@ -192,7 +192,7 @@ def test_sdk_follows_close_stream_signal(emulator, monkeypatch):
     stream.close()
     rows = _read_rows(emulator, TABLE)
     assert {r["id"] for r in rows} == set(range(6))
-    assert emulator.stats()["streams"][0]["close_signals"] == 1
+    assert emulator.stats_when_idle()["streams"][0]["close_signals"] == 1
 
 
 def test_acked_rows_survive_kill_9(emulator_factory, monkeypatch):
