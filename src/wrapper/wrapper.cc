@@ -408,7 +408,6 @@ struct ZerobusWrapper::Impl {
       }
       slot.opening = true;
       lk.unlock();
-      internal::HoldGrpcCallbackQueue();
       auto opened = ZerobusStream::Open(StreamOptionsFor(pool.descriptor));
       lk.lock();
       slot.opening = false;

@@ -33,12 +33,4 @@ inline bool IsPipelineBlocked(const arrow::Status& status) {
   return lower.find("pipeline creation is temporarily blocked") != std::string::npos;
 }
 
-// Works around a race in gRPC 1.51's callback API: when the last channel or server using it goes
-// away, gRPC tears down its process-wide callback queue (often from inside a completion callback,
-// since a stream's channel dies with its last RPC), and a teardown that races with a new channel
-// can abort the process in grpc_cq_internal_unref (seen in the wrapper tests under load). This
-// keeps one reference for the life of the process, so the queue is never torn down. Idempotent;
-// the first call costs one short loopback call.
-void HoldGrpcCallbackQueue();
-
 }  // namespace arrow_zerobus::internal

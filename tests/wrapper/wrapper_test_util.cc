@@ -9,8 +9,6 @@
 #include <nlohmann/json.hpp>
 #include <parquet/arrow/reader.h>
 
-#include "wrapper/wrapper_internal.h"
-
 namespace arrow_zerobus::testing {
 
 namespace fs = std::filesystem;
@@ -31,8 +29,6 @@ TempDir::~TempDir() {
 std::unique_ptr<emulator::Emulator> StartEmulator(const std::string& dir,
                                                   std::vector<emulator::TableDeclaration> tables,
                                                   bool strict) {
-  // The emulator's server and the wrappers' channels come and go with every test.
-  internal::HoldGrpcCallbackQueue();
   auto o = emulator::EmulatorOptions::Defaults();
   o.data_dir = dir;
   o.commit_interval_ms = 2;
