@@ -128,7 +128,7 @@ class StreamReactor final
       std::string line = stats_ ? "stream " + stats_->stream_id + " table=" + stats_->table +
                                       " requests=" + std::to_string(stats_->requests.load()) +
                                       " rows=" + std::to_string(stats_->rows.load()) + " ended"
-                                : std::string("stream refused");
+                                : std::string("stream not created");
       line += " code=" + std::to_string(static_cast<int>(finish_status_.error_code()));
       if (!finish_status_.error_message().empty()) line += ": " + finish_status_.error_message();
       svc_->log(line);
@@ -255,21 +255,22 @@ class StreamReactor final
     }
     decoder_ = std::move(*decoder);
 
-    stats_ = std::make_shared<StreamStats>();
-    stats_->stream_id = NewUuid();
-    stats_->table = table_->name();
-    stats_->record_type = json_ ? "JSON" : "PROTO";
-    stats_->opened_at = std::chrono::system_clock::now();
-    svc_->stats->Add(stats_);
+    auto stats = std::make_shared<StreamStats>();
+    stats->stream_id = NewUuid();
+    stats->table = table_->name();
+    stats->record_type = json_ ? "JSON" : "PROTO";
+    stats->opened_at = std::chrono::system_clock::now();
+    svc_->stats->Add(stats);
     if (svc_->log) {
-      svc_->log("stream " + stats_->stream_id + " table=" + stats_->table + " opened (" +
-                stats_->record_type + ")");
+      svc_->log("stream " + stats->stream_id + " table=" + stats->table + " opened (" +
+                stats->record_type + ")");
     }
 
     std::unique_lock<std::mutex> lock(mu_);
+    stats_ = stats;  // under mu_: Act() reads it from other threads
     created_ = true;
     zb::EphemeralStreamResponse response;
-    response.mutable_create_stream_response()->set_stream_id(stats_->stream_id);
+    response.mutable_create_stream_response()->set_stream_id(stats->stream_id);
     pending_writes_.push_back(std::move(response));
     ApplyRequestFaultsLocked();
     Act(lock);

@@ -217,7 +217,7 @@ TEST(EmulatorCli, ServesPrintsWhereAndStopsCleanlyOnSigterm) {
   std::string log = p.Stderr();
   EXPECT_THAT(log, HasSubstr("table=main.default.declared opened (PROTO)"));
   EXPECT_THAT(log, HasSubstr("requests=1 rows=1 ended code=8: quota from flags"));
-  EXPECT_THAT(log, HasSubstr("stream refused code=5"));
+  EXPECT_THAT(log, HasSubstr("stream not created code=5"));
   EXPECT_THAT(log, ::testing::Not(HasSubstr(token.substr(7))));
   auto rows = ReadDeltaTable(dir.path() + "/data/main/default/declared");
   ASSERT_TRUE(rows.ok()) << rows.status().ToString();
