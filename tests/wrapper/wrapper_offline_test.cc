@@ -282,6 +282,30 @@ TEST(WrapperWriterDisabledTest, OnlyTheChosenFormatIsWritten) {
   EXPECT_EQ(ListDebugFiles(dir.path(), c.table_name, DebugFormat::kProtobuf)->size(), 1u);
 }
 
+TEST(WrapperWriterDisabledTest, AFailingDebugWriteFailsTheBatch) {
+  TempDir dir;
+  const std::string out = dir.path() + "/out";
+  WrapperConfiguration c;
+  c.table_name = "events";
+  c.zerobus_writer_disabled = true;
+  c.debug_arrow_enabled = true;
+  c.debug_output_dir = out;
+  c.debug_max_records_per_file = 10;  // every batch of 25 rows needs new files
+  auto w = ZerobusWrapper::Make(c).ValueOrDie();
+  ASSERT_EQ(w.SendBatch(*MakeRows(0, 25))->successful_count, 25);
+  fs::remove_all(out);  // new files cannot be created any more
+  auto r = w.SendBatch(*MakeRows(25, 25));
+  ASSERT_TRUE(r.ok());
+  ExpectAccounted(*r, 25);
+  EXPECT_EQ(r->failed_count, 25);
+  ASSERT_TRUE(r->error.has_value());
+  EXPECT_THAT(*r->error, StartsWith("Transmission error: writing the Arrow debug file failed"));
+  const WrapperStats s = w.stats();
+  EXPECT_EQ(s.debug_write_failures, 1);
+  ASSERT_TRUE(s.last_debug_error.has_value());
+  (void)w.Shutdown();
+}
+
 TEST(WrapperWriterDisabledTest, UnsupportedColumnFailsTheWholeBatch) {
   TempDir dir;
   WrapperConfiguration c;

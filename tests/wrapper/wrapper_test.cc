@@ -509,6 +509,45 @@ TEST_F(WrapperTest, EightConcurrentSendersThroughAStreamBreak) {
   EXPECT_GT(s.replayed_records, 0);
 }
 
+TEST_F(WrapperTest, RejectWhenFullIsRetriedAndEveryRowAccounted) {
+  auto config = FastConfig(*emu_, kTable);
+  config.when_inflight_full = InFlightFullPolicy::kReject;
+  config.max_inflight_requests = 1;
+  config.retry_max_attempts = 50;
+  config.retry_base_delay_ms = 1;
+  config.retry_max_delay_ms = 10;
+  auto w = MakeWrapper(config);
+  ASSERT_EQ(Send(w, MakeRows(0, 10)).successful_count, 10);  // the stream is open
+  emulator::FaultRule rule;
+  rule.ack_delay_ms = 20;  // keeps a request in flight while others arrive
+  AddFault(rule);
+  constexpr int kThreads = 4, kBatches = 3, kRows = 50;
+  std::atomic<int64_t> successful{0}, failed{0}, retried_batches{0}, bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int b = 0; b < kBatches; ++b) {
+        auto r = w.SendBatch(*MakeRows(1000 + (t * kBatches + b) * kRows, kRows));
+        if (!r.ok() || !r->CheckInvariants().ok() || r->total_rows != kRows) {
+          ++bad;
+          continue;
+        }
+        successful += r->successful_count;
+        failed += r->failed_count;
+        if (r->attempts > 1) ++retried_batches;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(successful.load() + failed.load(), kThreads * kBatches * kRows);
+  EXPECT_GT(retried_batches.load(), 0);  // some admissions were refused and retried
+  ASSERT_TRUE(w.Flush().ok());
+  // A refused request never went out: no duplicates.
+  EXPECT_EQ(w.stats().replayed_records, 0);
+  EXPECT_EQ(TableRows(*emu_, kTable), 10 + successful.load());
+}
+
 TEST_F(WrapperTest, BatchesAreSpreadOverTheStreams) {
   auto config = FastConfig(*emu_, kTable);
   config.streams_per_table = 3;
