@@ -1,4 +1,5 @@
-"""Writes sample IoT readings (flat columns plus nested ones) as a Parquet file.
+"""Writes sample IoT readings (flat columns plus nested ones) as a Parquet file; a few rows
+carry a counter too large for the table, to show per-row failures.
 
 Usage: python3 examples/make_sample_data.py OUT.parquet [ROWS]
 """
@@ -24,6 +25,11 @@ def sample_table(rows: int) -> pa.Table:
             ),
             "status": pa.array([i % 3 for i in ids], pa.int32()),
             "alarm": pa.array([i % 50 == 0 for i in ids], pa.bool_()),
+            # uint64 lands in a BIGINT column: the few values above INT64_MAX make their rows
+            # fail (and be reported), the rest go.
+            "counter": pa.array(
+                [2**63 + i if i % 40_000 == 39_999 else i * 3 for i in ids], pa.uint64()
+            ),
             "price": pa.array([f"{i % 1000}.{i % 100:02d}" for i in ids]).cast(pa.decimal128(8, 2)),
             "tags": pa.array(
                 [[("fw", "1.2"), ("rack", str(i % 8))] for i in ids],

@@ -1,0 +1,32 @@
+"""Shows what landed in a Delta table the emulator wrote: version history, row count, a sample,
+and a DuckDB aggregate over the table's Arrow data.
+
+Usage: python3 examples/show_table.py TABLE_DIR
+"""
+import sys
+
+import duckdb
+from deltalake import DeltaTable
+
+
+def main(path: str) -> None:
+    table = DeltaTable(path)
+    history = table.history()
+    print(f"Delta table {path}")
+    print(f"  version {table.version()}, {len(history)} commits, "
+          f"{len(table.file_uris())} Parquet files")
+    data = table.to_pyarrow_table()
+    print(f"  rows: {data.num_rows}")
+    print(f"  schema: {', '.join(f'{f.name} {f.type}' for f in data.schema)}")
+    con = duckdb.connect()
+    con.register("readings", data)
+    print("\nfirst rows:")
+    print(con.sql("SELECT id, ts, device_id, site, temperature, price, tags, readings "
+                  "FROM readings ORDER BY id LIMIT 3"))
+    print("per site:")
+    print(con.sql("SELECT site, count(*) AS rows, round(avg(temperature), 2) AS avg_temp, "
+                  "sum(alarm::INT) AS alarms FROM readings GROUP BY site ORDER BY site"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
