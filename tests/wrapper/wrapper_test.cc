@@ -76,6 +76,7 @@ emulator::FaultRule EndStream(int64_t after_requests, int code, std::string mess
 }
 
 constexpr int kInvalidArgument = 3;
+constexpr int kResourceExhausted = 8;
 constexpr int kUnavailable = 14;
 
 std::multiset<int64_t> Ids(const std::vector<int64_t>& v) { return {v.begin(), v.end()}; }
@@ -161,6 +162,23 @@ TEST_F(WrapperTest, RetryableStreamEndIsRecoveredAndTheReplayIsCounted) {
   const auto counted = Ids(*ids);
   EXPECT_EQ(counted.count(5), 1u);
   EXPECT_EQ(counted.count(150), 2u);
+}
+
+TEST_F(WrapperTest, RateLimitRefusalEndsTheStreamAndIsRetriedByTheWrapper) {
+  auto config = FastConfig(*emu_, kTable);
+  config.recovery_retries = 0;  // the stream gives up at once: the wrapper's retry takes over
+  auto w = MakeWrapper(config);
+  ASSERT_EQ(Send(w, MakeRows(0, 60)).successful_count, 60);
+  AddFault(EndStream(2, kResourceExhausted, "rate limit exceeded for table", 1));
+  auto r = Send(w, MakeRows(60, 60));
+  EXPECT_EQ(r.successful_count, 60);
+  EXPECT_EQ(r.attempts, 2);
+  ASSERT_TRUE(w.Flush().ok());
+  const WrapperStats s = w.stats();
+  EXPECT_EQ(s.streams_failed, 1);
+  EXPECT_EQ(s.rows_retried, 60);
+  EXPECT_EQ(s.replayed_records, 60);
+  EXPECT_EQ(TableRows(*emu_, kTable), s.rows_successful + s.replayed_records);
 }
 
 TEST_F(WrapperTest, NonRetryableStreamEndFailsTheRowsWithoutRetry) {

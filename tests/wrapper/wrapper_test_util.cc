@@ -132,8 +132,7 @@ arrow::Result<std::vector<int64_t>> ReadDeltaIds(emulator::Emulator& emu, const 
   for (const auto& f : files) {
     ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open((fs::path(dir) / f).string()));
     ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
-    std::shared_ptr<arrow::Table> t;
-    ARROW_RETURN_NOT_OK(reader->ReadTable(&t));
+    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Table> t, reader->ReadTable());
     auto column = t->GetColumnByName("id");
     if (!column) return arrow::Status::Invalid("no id column in ", f);
     for (const auto& chunk : column->chunks()) {
