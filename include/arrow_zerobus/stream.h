@@ -171,9 +171,11 @@ class ZerobusStream {
   // One chunk of an encoder's output (trusted: its framing is not re-checked).
   arrow::Result<arrow::Future<IngestAck>> IngestChunk(const EncodedBatch& batch,
                                                       RecordRange range);
-  // Every chunk of `batch`, in order (one future per chunk).
-  arrow::Result<std::vector<arrow::Future<IngestAck>>> IngestEncodedBatch(
-      const EncodedBatch& batch);
+  // Every chunk of `batch`, in order: one future per chunk, always. A chunk that cannot be
+  // admitted (stream failed or closed, full with kReject, block_timeout) gets a future already
+  // finished with that error, and so does every chunk after it (they are not sent, so the
+  // order of what is sent is kept).
+  std::vector<arrow::Future<IngestAck>> IngestEncodedBatch(const EncodedBatch& batch);
   // One record as a single ingest_record request (serialized message, or JSON text).
   arrow::Result<arrow::Future<IngestAck>> IngestRecord(std::shared_ptr<arrow::Buffer> owner,
                                                        std::string_view record);

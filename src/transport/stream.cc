@@ -1039,13 +1039,21 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::IngestChunk(const Encoded
   return Admit(batch.buffer, bytes, range.end - range.begin, true);
 }
 
-arrow::Result<std::vector<arrow::Future<IngestAck>>> ZerobusStream::IngestEncodedBatch(
+std::vector<arrow::Future<IngestAck>> ZerobusStream::IngestEncodedBatch(
     const EncodedBatch& batch) {
   std::vector<arrow::Future<IngestAck>> out;
   out.reserve(batch.chunks.size());
+  arrow::Status refused;
   for (const auto& range : batch.chunks) {
-    ARROW_ASSIGN_OR_RAISE(auto f, IngestChunk(batch, range));
-    out.push_back(std::move(f));
+    if (refused.ok()) {
+      auto f = IngestChunk(batch, range);
+      if (f.ok()) {
+        out.push_back(std::move(*f));
+        continue;
+      }
+      refused = f.status();
+    }
+    out.push_back(arrow::Future<IngestAck>::MakeFinished(refused));
   }
   return out;
 }

@@ -40,9 +40,7 @@ TEST_F(StreamTest, BatchesAreAckedInOrderAndLandInTheTable) {
     // Small requests so one batch becomes several chunks.
     keep.push_back(EncodeRows(*MakeRows(b * 1000, 1000), 8 * 1024));
     ASSERT_GT(keep.back().chunks.size(), 1u);
-    auto fs = s.IngestEncodedBatch(keep.back());
-    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
-    for (auto& f : *fs) futures.push_back(f);
+    for (auto& f : s.IngestEncodedBatch(keep.back())) futures.push_back(f);
     rows += 1000;
   }
   ASSERT_TRUE(s.Flush().ok());
@@ -85,8 +83,7 @@ TEST_F(StreamTest, GeneratedMessagePathSendsTheSameRows) {
   ASSERT_TRUE(stream.ok()) << stream.status().ToString();
   auto batch = EncodeRows(*MakeRows(0, 3000), 16 * 1024);
   auto fs = (*stream)->IngestEncodedBatch(batch);
-  ASSERT_TRUE(fs.ok());
-  ASSERT_EQ(WaitAll(*fs), static_cast<int64_t>(fs->size()));
+  ASSERT_EQ(WaitAll(fs), static_cast<int64_t>(fs.size()));
   ASSERT_TRUE((*stream)->Close().ok());
   auto ids = ReadDeltaIds(*emu_, kTable);
   ASSERT_TRUE(ids.ok());
@@ -201,6 +198,30 @@ TEST_F(StreamControlTest, RejectWhenFullByRequestsAndByBytes) {
   auto next = Send(**s2, 50, 1);
   ASSERT_FALSE(next.ok());
   EXPECT_THAT(next.status().message(), ::testing::HasSubstr("max_inflight_bytes=100"));
+}
+
+TEST_F(StreamControlTest, EncodedBatchGetsOneOutcomePerChunkEvenWhenRefused) {
+  HoldAcks();
+  auto o = FastOptions(*emu_, kTable);
+  o.when_full = FullPolicy::kReject;
+  o.max_inflight_requests = 2;
+  auto stream = ZerobusStream::Open(o);
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  auto batch = EncodeRows(*MakeRows(0, 200), 400);
+  ASSERT_GE(batch.chunks.size(), 4u);
+  auto fs = (*stream)->IngestEncodedBatch(batch);
+  ASSERT_EQ(fs.size(), batch.chunks.size());
+  EXPECT_FALSE(fs[0].is_finished());
+  EXPECT_FALSE(fs[1].is_finished());
+  for (size_t i = 2; i < fs.size(); ++i) {
+    ASSERT_TRUE(fs[i].is_finished());
+    EXPECT_THAT(fs[i].status().message(), ::testing::HasSubstr("stream is full"));
+  }
+  emu_->faults().Clear();
+  EXPECT_EQ(WaitAll(fs), 2);
+  EXPECT_TRUE((*stream)->Close().ok());
+  EXPECT_EQ(ReadDeltaIds(*emu_, kTable)->size(),
+            static_cast<size_t>(batch.chunks[1].end - batch.chunks[0].begin));
 }
 
 TEST_F(StreamControlTest, BlockWaitsForRoomAndGivesUpAfterBlockTimeout) {
