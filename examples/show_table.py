@@ -21,7 +21,7 @@ def main(path: str) -> None:
     con = duckdb.connect()
     con.register("readings", data)
     print("\nfirst rows:")
-    print(con.sql("SELECT id, ts, device_id, site, temperature, price, tags, readings "
+    print(con.sql("SELECT id, ts, site, temperature, counter, price, tags "
                   "FROM readings ORDER BY id LIMIT 3"))
     print("per site:")
     print(con.sql("SELECT site, count(*) AS rows, round(avg(temperature), 2) AS avg_temp, "
