@@ -1,5 +1,7 @@
 #include "http/http_frontend.h"
 
+#include <sys/socket.h>
+
 #include <chrono>
 
 #include <httplib.h>
@@ -45,6 +47,12 @@ arrow::Status HttpFrontend::Start(const std::string& host, int port,
     server_ = std::make_unique<httplib::Server>();
   }
   Routes();
+  // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and
+  // share its traffic; only SO_REUSEADDR (quick restarts), so a port in use is an error.
+  server_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   if (port == 0) {
     port_ = server_->bind_to_any_port(host);
   } else {

@@ -75,6 +75,27 @@ Emulator::~Emulator() { (void)Shutdown(); }
 arrow::Status Emulator::Start() {
   Impl& d = *impl_;
   if (d.started) return arrow::Status::Invalid("emulator already started");
+  arrow::Status st = StartParts();
+  if (!st.ok()) {
+    // Undo what did start, so the ports and the data directory's lock are free again.
+    if (d.http) d.http->Stop();
+    if (d.server) d.server->Shutdown();
+    if (d.scheduler) d.scheduler->Stop();
+    if (d.store) (void)d.store->Close();
+    d.http.reset();
+    d.server.reset();
+    d.service.reset();
+    d.store.reset();
+    d.scheduler.reset();
+    d.faults.SetChangeListener(nullptr);
+    return st;
+  }
+  d.started = true;
+  return arrow::Status::OK();
+}
+
+arrow::Status Emulator::StartParts() {
+  Impl& d = *impl_;
   const EmulatorOptions& o = d.options;
   if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
     return arrow::Status::Invalid("TLS needs both a certificate and a key file");
@@ -134,9 +155,11 @@ arrow::Status Emulator::Start() {
   // protocol doc says); gRPC's own limit sits above it as a memory guard for absurd messages.
   int64_t hard_limit = std::min<int64_t>(2 * o.max_message_bytes + (1 << 20), INT32_MAX);
   builder.SetMaxReceiveMessageSize(static_cast<int>(hard_limit));
+  // gRPC sets SO_REUSEPORT by default: a second emulator on the same port would then start and
+  // silently share the traffic. A port in use must be an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   d.server = builder.BuildAndStart();
   if (!d.server || d.grpc_port == 0) {
-    d.scheduler->Stop();
     return arrow::Status::IOError("gRPC side: cannot listen on ", o.host, ":", o.grpc_port);
   }
 
@@ -147,14 +170,7 @@ arrow::Status Emulator::Start() {
   hc.no_auth = o.no_auth;
   hc.stats = [this] { return impl_->Stats(); };
   d.http = std::make_unique<HttpFrontend>(std::move(hc));
-  auto st = d.http->Start(o.host, o.http_port, o.tls_cert_file, o.tls_key_file);
-  if (!st.ok()) {
-    d.server->Shutdown();
-    d.scheduler->Stop();
-    return st;
-  }
-  d.started = true;
-  return arrow::Status::OK();
+  return d.http->Start(o.host, o.http_port, o.tls_cert_file, o.tls_key_file);
 }
 
 arrow::Status Emulator::Shutdown() {

@@ -103,6 +103,8 @@ class Emulator {
   const EmulatorOptions& options() const;
 
  private:
+  arrow::Status StartParts();
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -236,6 +236,26 @@ TEST_F(AuthHttpTest, AuthOnWithoutPrincipalsIsAConfigurationError) {
   EXPECT_THAT(st.message(), HasSubstr("no principal"));
 }
 
+TEST_F(AuthHttpTest, PortsInUseAreReported) {
+  TempDir other;
+  auto o = TestOptions(other.path());
+  o.grpc_port = emulator_->grpc_port();
+  Emulator grpc_clash(o);
+  auto st = grpc_clash.Start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("gRPC side: cannot listen on 127.0.0.1:" +
+                                      std::to_string(emulator_->grpc_port())));
+  o.grpc_port = 0;
+  o.http_port = emulator_->http_port();
+  Emulator http_clash(o);
+  st = http_clash.Start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("HTTP side: cannot bind 127.0.0.1:" +
+                                      std::to_string(emulator_->http_port())));
+  // The running emulator is unaffected.
+  EXPECT_TRUE(CreateWith(BearerFor(*emulator_, kTable)).ok());
+}
+
 TEST_F(AuthHttpTest, UnityCatalogTablesEndpoint) {
   // Create the table through a stream.
   ASSERT_TRUE(CreateWith(BearerFor(*emulator_, kTable)).ok());
