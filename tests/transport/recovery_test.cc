@@ -418,6 +418,47 @@ TEST_F(RecoveryTest, RateLimitedAcksArePacedNotFailed) {
   EXPECT_EQ(ExpectAllRowsStored(*emu_, 2000, 1), 2000);
 }
 
+TEST_F(RecoveryTest, ByteQuotaPacesAcksToo) {
+  auto rule = Rule();
+  rule.max_bytes_per_s = 40'000;
+  emu_->faults().Add(rule);
+  auto stream = ZerobusStream::Open(FastOptions(*emu_, kTable));
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  const auto start = Clock::now();
+  Sent sent = SendRequests(**stream, 4, 250);
+  int64_t bytes = 0;
+  for (const auto& b : sent.batches) bytes += b.buffer->size();
+  ASSERT_EQ(WaitAll(sent.futures), 4);
+  // About bytes / 40 kB/s (the first request's cost may be paid after its ack).
+  EXPECT_GE(Clock::now() - start, milliseconds(bytes * 1000 / 40'000 * 6 / 10));
+  ASSERT_TRUE((*stream)->Close().ok());
+  EXPECT_EQ((*stream)->stats().requests_replayed, 0);
+  EXPECT_EQ(ExpectAllRowsStored(*emu_, 1000, 1), 1000);
+}
+
+TEST_F(RecoveryTest, RequestOverTheServersMessageLimitFailsWithoutRetry) {
+  auto o = EmulatorTestOptions(dir_.path() + "/small");
+  o.max_message_bytes = 2000;
+  auto emu = StartEmulator(o);
+  ASSERT_NE(emu, nullptr);
+  auto stream = ZerobusStream::Open(FastOptions(*emu, kTable));
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  auto small = EncodeRows(*MakeRows(0, 5));
+  auto big = EncodeRows(*MakeRows(5, 500));
+  auto f1 = (*stream)->IngestChunk(small, small.chunks[0]);
+  ASSERT_TRUE(f1.ok());
+  ASSERT_TRUE(f1->result().ok());
+  auto f2 = (*stream)->IngestChunk(big, big.chunks[0]);
+  ASSERT_TRUE(f2.ok());
+  const auto& r = f2->result();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(GetErrorKind(r.status()), ErrorKind::kTransmission);
+  EXPECT_FALSE(IsRetryable(r.status()));
+  EXPECT_THAT(r.status().message(), ::testing::HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_EQ((*stream)->stats().rpcs_opened, 1);
+  EXPECT_EQ((*stream)->TakeUnacked().size(), 1u);
+}
+
 TEST_F(RecoveryTest, EmulatorRestartIsSurvived) {
   auto o = FastOptions(*emu_, kTable);
   o.recovery_backoff = milliseconds(50);
