@@ -22,6 +22,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <deque>
+#include <mutex>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +38,8 @@
 #include <arrow/api.h>
 #include <benchmark/benchmark.h>
 #include <google/protobuf/descriptor.pb.h>
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
 #include <nlohmann/json.hpp>
 
@@ -204,7 +209,7 @@ struct RunResult {
 };
 
 RunResult RunClient(const az::emulator::Emulator& emu, const Workload& w, int streams,
-                    bool zero_copy) {
+                    bool zero_copy, const std::string& grpc_endpoint = "") {
   az::OAuthOptions oo = az::OAuthOptions::Defaults();
   oo.unity_catalog_url = emu.http_endpoint();
   oo.client_id = kClientId;
@@ -214,7 +219,7 @@ RunResult RunClient(const az::emulator::Emulator& emu, const Workload& w, int st
   auto provider = az::MakeOAuthHeadersProvider(oo).ValueOrDie();
 
   az::StreamOptions so = az::StreamOptions::Defaults();
-  so.endpoint = emu.grpc_endpoint();
+  so.endpoint = grpc_endpoint.empty() ? emu.grpc_endpoint() : grpc_endpoint;
   so.table_name = kTable;
   so.descriptor = w.descriptor;
   so.headers_provider = provider;
@@ -280,6 +285,138 @@ RunResult Best(const az::emulator::Emulator& emu, const Workload& w, int streams
   return best;
 }
 
+// ---- raw ack server -----------------------------------------------------------------------------
+
+// A Zerobus endpoint that does no work per row: it answers create_stream and acks every request
+// after reading only its offset (from the first bytes of the message). Against it, a run measures
+// what the client and gRPC cost, without the emulator's decoding. Auth is not checked.
+class RawAckServer : public grpc::CallbackGenericService {
+ public:
+  RawAckServer() {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+    builder.RegisterCallbackGenericService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~RawAckServer() override {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+    server_->Wait();
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  class Reactor : public grpc::ServerGenericBidiReactor {
+   public:
+    Reactor() {
+      StartSendInitialMetadata();
+      StartRead(&in_);
+    }
+    void OnReadDone(bool ok) override {
+      if (!ok) {
+        std::unique_lock<std::mutex> lk(mu_);
+        finish_ = true;
+        Pump(lk);
+        return;
+      }
+      // First bytes: outer tag, length, [inner tag 0x08, offset] for ingest requests.
+      uint8_t head[32];
+      const size_t n = Peek(head, sizeof(head));
+      std::string reply;
+      if (n > 0 && head[0] == 0x0A) {
+        // create_stream -> create_stream_response{stream_id "raw"}
+        reply = std::string("\x0a\x05\x0a\x03raw", 7);
+      } else {
+        size_t i = 1;
+        while (i < n && (head[i] & 0x80)) ++i;  // skip the length
+        ++i;
+        if (i < n && head[i] == 0x08) {
+          ++i;
+          uint64_t off = 0;
+          int shift = 0;
+          while (i < n) {
+            off |= static_cast<uint64_t>(head[i] & 0x7f) << shift;
+            shift += 7;
+            if (!(head[i++] & 0x80)) break;
+          }
+          uint8_t inner[12];
+          inner[0] = 0x08;
+          const int len = 1 + az::internal::WriteVarint(off, inner + 1);
+          reply.push_back(0x12);
+          reply.push_back(static_cast<char>(len));
+          reply.append(reinterpret_cast<char*>(inner), len);
+        }
+      }
+      in_.Clear();
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        if (!reply.empty()) {
+          // Acks are cumulative: a newer one replaces one still waiting.
+          if (!queue_.empty() && queue_.back()[0] == 0x12) {
+            queue_.back() = reply;
+          } else {
+            queue_.push_back(reply);
+          }
+        }
+        Pump(lk);
+      }
+      StartRead(&in_);
+    }
+    void OnWriteDone(bool) override {
+      std::unique_lock<std::mutex> lk(mu_);
+      writing_ = false;
+      Pump(lk);
+    }
+    void OnCancel() override {
+      std::unique_lock<std::mutex> lk(mu_);
+      finish_ = true;
+      Pump(lk);
+    }
+    void OnDone() override { delete this; }
+
+   private:
+    size_t Peek(uint8_t* out, size_t max) {
+      std::vector<grpc::Slice> slices;
+      if (!in_.Dump(&slices).ok()) return 0;
+      size_t n = 0;
+      for (const auto& sl : slices) {
+        const size_t take = std::min(max - n, sl.size());
+        std::memcpy(out + n, sl.begin(), take);
+        n += take;
+        if (n == max) break;
+      }
+      return n;
+    }
+    void Pump(std::unique_lock<std::mutex>& lk) {
+      if (writing_ || finished_) return;
+      if (!queue_.empty()) {
+        grpc::Slice slice(queue_.front());
+        queue_.pop_front();
+        out_ = grpc::ByteBuffer(&slice, 1);
+        writing_ = true;
+        lk.unlock();
+        StartWrite(&out_);
+        return;
+      }
+      if (finish_) {
+        finished_ = true;
+        lk.unlock();
+        Finish(grpc::Status::OK);
+      }
+    }
+    grpc::ByteBuffer in_, out_;
+    std::mutex mu_;
+    std::deque<std::string> queue_;
+    bool writing_ = false, finish_ = false, finished_ = false;
+  };
+
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    return new Reactor();
+  }
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
 // ---- vendor SDK ---------------------------------------------------------------------------------
 
 // Records of the first `batches` batches: per batch a u32 count, then per record u32 length +
@@ -314,10 +451,12 @@ std::string WriteDescriptorFile(const Workload& w, const std::string& dir) {
 
 // Runs the vendor script; its last stdout line is JSON {"rows":..,"seconds":..}.
 std::optional<nlohmann::json> RunVendor(const az::emulator::Emulator& emu, const std::string& rows,
-                                        const std::string& descriptor) {
+                                        const std::string& descriptor,
+                                        const std::string& grpc_endpoint = "") {
   const char* py = std::getenv("AZ_PYTHON");
   std::string cmd = std::string(py && *py ? py : "python3") + " " + AZ_SOURCE_DIR +
-                    "/bench/e2e/vendor_sdk_ingest.py --endpoint " + emu.grpc_endpoint() +
+                    "/bench/e2e/vendor_sdk_ingest.py --endpoint " +
+                    (grpc_endpoint.empty() ? emu.grpc_endpoint() : grpc_endpoint) +
                     " --uc-url " + emu.http_endpoint() + " --table " + kVendorTable +
                     " --client-id " + kClientId + " --rows " + rows + " --descriptor " +
                     descriptor;
@@ -439,6 +578,24 @@ int main(int argc, char** argv) {
                 round + 1, ours.rows_per_s, static_cast<double>(w.rows) / ours.cpu_seconds, vr,
                 vrows / vcpu, ours.rows_per_s / vr);
   }
+  // Client-bound: the same runs against a server that does no per-row work (tokens still come
+  // from the emulator's OAuth endpoint).
+  std::vector<double> raw_ours, raw_vendor, raw_ratios;
+  if (vendor && EnvInt("AZ_E2E_NO_RAW", 0) == 0) {
+    RawAckServer raw;
+    std::printf("\nclient-bound rounds (server acks without decoding)\n");
+    for (int round = 0; round < rounds; ++round) {
+      RunResult ours = RunClient(emu, w, best->streams, true, raw.endpoint());
+      auto v = RunVendor(emu, rows_file, desc_file, raw.endpoint());
+      if (!v || !(*v)["vendor"].contains("rows_per_s")) break;
+      const double vr = (*v)["vendor"]["rows_per_s"].get<double>();
+      raw_ours.push_back(ours.rows_per_s);
+      raw_vendor.push_back(vr);
+      raw_ratios.push_back(ours.rows_per_s / vr);
+      std::printf("round %d: ours %10.0f rows/s (%7.1f MB/s)   vendor %10.0f rows/s   ratio %.2f\n",
+                  round + 1, ours.rows_per_s, ours.mb_per_s, vr, ours.rows_per_s / vr);
+    }
+  }
   (void)emu.Shutdown();
   std::error_code ec;
   fs::remove_all(dir, ec);
@@ -454,7 +611,10 @@ int main(int argc, char** argv) {
                         {"generated_path_rows_per_s", std::round(generated.r.rows_per_s)},
                         {"vendor_rows_per_s", std::round(vrps)},
                         {"ratio_vs_vendor", round2(Median(ratios))},
-                        {"cpu_ratio_vs_vendor", round2(Median(cpu_ratios))}};
+                        {"cpu_ratio_vs_vendor", round2(Median(cpu_ratios))},
+                        {"client_bound_rows_per_s", std::round(Median(raw_ours))},
+                        {"client_bound_vendor_rows_per_s", std::round(Median(raw_vendor))},
+                        {"client_bound_ratio_vs_vendor", round2(Median(raw_ratios))}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }
