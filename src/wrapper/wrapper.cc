@@ -24,6 +24,7 @@
 #include "arrow_zerobus/auth.h"
 #include "arrow_zerobus/encode.h"
 #include "arrow_zerobus/errors.h"
+#include "wrapper/json_rows_internal.h"
 #include "wrapper/wrapper_internal.h"
 
 namespace arrow_zerobus {
@@ -101,6 +102,8 @@ struct EncoderEntry {
   std::shared_ptr<arrow::Schema> schema;
   std::shared_ptr<RecordBatchEncoder> encoder;
   std::shared_ptr<StreamPool> pool;  // null when the writer is disabled
+  // record_type json: transcodes the encoded rows (null for proto).
+  std::shared_ptr<const internal::JsonRowsConverter> json;
 };
 
 // A run of encoded records that travels as one request, and how often it went on the wire.
@@ -321,7 +324,13 @@ struct ZerobusWrapper::Impl {
     EncoderEntry entry;
     entry.schema = schema;
     entry.encoder = std::shared_ptr<RecordBatchEncoder>(std::move(encoder));
-    if (!config.zerobus_writer_disabled) entry.pool = PoolFor(entry.encoder->descriptor());
+    if (!config.zerobus_writer_disabled) {
+      entry.pool = PoolFor(entry.encoder->descriptor());
+      if (config.record_type == RecordFormat::kJson) {
+        ARROW_ASSIGN_OR_RAISE(entry.json,
+                              internal::JsonRowsConverter::Make(entry.encoder->descriptor()));
+      }
+    }
     std::lock_guard<std::mutex> lk(mu);
     for (const auto& e : encoders) {
       if (e.schema->Equals(*schema, /*check_metadata=*/false)) return e;  // a racing planner won
@@ -337,7 +346,9 @@ struct ZerobusWrapper::Impl {
     StreamOptions o = StreamOptions::Defaults();
     o.endpoint = config.endpoint;
     o.table_name = config.table_name;
-    o.record_type = RecordType::kProto;
+    // JSON streams carry no descriptor: the table must exist (Zerobus checks the rows against it).
+    o.record_type =
+        config.record_type == RecordFormat::kJson ? RecordType::kJson : RecordType::kProto;
     o.descriptor = descriptor;
     o.headers_provider = headers;
     o.application_name = config.application_name.value_or("");
@@ -525,10 +536,9 @@ struct ZerobusWrapper::Impl {
         }
       }
     }
-    std::vector<FailedRow> failed = ConversionFailures(encoded);
-    std::vector<int64_t> successful;
-    successful.reserve(static_cast<size_t>(encoded.num_records()));
     if (config.zerobus_writer_disabled) {
+      std::vector<FailedRow> failed = ConversionFailures(encoded);
+      std::vector<int64_t> successful;
       // The debug files are the output: every converted row counts as written.
       successful.assign(encoded.source_rows.begin(), encoded.source_rows.end());
       out.result =
@@ -538,11 +548,27 @@ struct ZerobusWrapper::Impl {
       return out;
     }
 
+    // What goes on the wire: the protobuf records, or the same rows as JSON.
+    const EncodedBatch* wire = &encoded;
+    EncodedBatch json_rows;
+    if (entry->json) {
+      auto converted = entry->json->Convert(encoded);
+      if (!converted.ok()) {
+        out.result = TransmissionResult::WholeBatchFailure(n, converted.status());
+        return out;
+      }
+      json_rows = std::move(*converted);
+      wire = &json_rows;
+    }
+    std::vector<FailedRow> failed = ConversionFailures(*wire);
+    std::vector<int64_t> successful;
+    successful.reserve(static_cast<size_t>(wire->num_records()));
+
     std::vector<Chunk> pending;
-    pending.reserve(encoded.chunks.size());
-    for (const auto& range : encoded.chunks) {
+    pending.reserve(wire->chunks.size());
+    for (const auto& range : wire->chunks) {
       pending.push_back(
-          {range, encoded.record_offsets[range.end] - encoded.record_offsets[range.begin], 0});
+          {range, wire->record_offsets[range.end] - wire->record_offsets[range.begin], 0});
     }
     std::vector<Chunk> finished;  // acknowledged
     arrow::Status last_error;
@@ -583,7 +609,7 @@ struct ZerobusWrapper::Impl {
         futures.reserve(pending.size());
         size_t admitted = 0;
         for (; admitted < pending.size(); ++admitted) {
-          auto f = stream.IngestChunk(encoded, pending[admitted].range);
+          auto f = stream.IngestChunk(*wire, pending[admitted].range);
           if (!f.ok()) {
             last_error = f.status();
             break;
@@ -598,12 +624,12 @@ struct ZerobusWrapper::Impl {
           if (r.ok()) {
             c.wire_sends += r->sends;
             for (int64_t k = c.range.begin; k < c.range.end; ++k) {
-              successful.push_back(encoded.source_rows[static_cast<size_t>(k)]);
+              successful.push_back(wire->source_rows[static_cast<size_t>(k)]);
             }
             finished.push_back(c);
           } else {
             last_error = r.status();
-            c.wire_sends += (*handle)->SendsOf(encoded.framed(c.range).data());
+            c.wire_sends += (*handle)->SendsOf(wire->framed(c.range).data());
             next.push_back(c);
           }
         }
@@ -651,7 +677,7 @@ struct ZerobusWrapper::Impl {
       }
       for (const auto& c : pending) {
         for (int64_t k = c.range.begin; k < c.range.end; ++k) {
-          failed.push_back({encoded.source_rows[static_cast<size_t>(k)], message});
+          failed.push_back({wire->source_rows[static_cast<size_t>(k)], message});
           ++out.transmission_failed;
         }
       }
@@ -781,11 +807,6 @@ ZerobusWrapper::ZerobusWrapper(std::shared_ptr<Impl> impl) : impl_(std::move(imp
 
 arrow::Result<ZerobusWrapper> ZerobusWrapper::Make(WrapperConfiguration config) {
   ARROW_RETURN_NOT_OK(config.ValidateForWrapper());
-  if (config.record_type == RecordFormat::kJson) {
-    return ConfigurationError(
-        "record_type: 'json' is not supported by ZerobusWrapper (rows are sent as protobuf; use "
-        "'proto')");
-  }
   auto impl = std::make_shared<Impl>(std::move(config));
   const WrapperConfiguration& c = impl->config;
   const bool needs_auth = !c.zerobus_writer_disabled ||

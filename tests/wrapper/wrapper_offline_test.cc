@@ -13,7 +13,9 @@
 #include <google/protobuf/dynamic_message.h>
 
 #include "arrow_zerobus/arrow_zerobus.h"
+#include "wrapper/json_rows_internal.h"
 #include "wrapper/wrapper_internal.h"
+#include <nlohmann/json.hpp>
 #include "wrapper_test_util.h"
 
 namespace arrow_zerobus::testing {
@@ -175,9 +177,7 @@ INSTANTIATE_TEST_SUITE_P(
                      c.client_secret.reset();
                      c.descriptor_source = DescriptorSource::kUnityCatalog;
                    },
-                   "unity_catalog"},
-        ConfigCase{"json_records", [](auto& c) { c.record_type = RecordFormat::kJson; },
-                   "record_type"}),
+                   "unity_catalog"}),
     [](const ::testing::TestParamInfo<ConfigCase>& info) { return info.param.name; });
 
 TEST(WrapperMakeTest, UnwritableDebugDirectoryIsAnError) {
@@ -413,6 +413,171 @@ TEST(TypeTextTest, TableColumnsAreOrderedByPosition) {
   EXPECT_THAT(bad.status().message(), HasSubstr("column 'x'"));
   EXPECT_FALSE(ArrowSchemaFromUnityCatalogTable("not json").ok());
   EXPECT_FALSE(ArrowSchemaFromUnityCatalogTable(R"({"columns": []})").ok());
+}
+
+// ---- JSON rows ---------------------------------------------------------------------------------
+
+// Every type the encoder writes, nulls included, as JSON rows parsed back.
+TEST(JsonRowsTest, EveryTypeBecomesTheJsonZerobusReads) {
+  auto point = arrow::struct_({arrow::field("x", arrow::int32()), arrow::field("y", arrow::int32())});
+  auto schema = arrow::schema({
+      arrow::field("id", arrow::int64(), false),
+      arrow::field("name", arrow::utf8()),
+      arrow::field("score", arrow::float64()),
+      arrow::field("ratio", arrow::float32()),
+      arrow::field("flag", arrow::boolean()),
+      arrow::field("data", arrow::binary()),
+      arrow::field("day", arrow::date32()),
+      arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MILLI, "UTC")),
+      arrow::field("amount", arrow::decimal128(10, 2)),
+      arrow::field("tags", arrow::list(arrow::utf8())),
+      arrow::field("nums", arrow::list(arrow::int32())),
+      arrow::field("point", point),
+      arrow::field("attrs", arrow::map(arrow::utf8(), arrow::int64())),
+      arrow::field("codes", arrow::map(arrow::int32(), arrow::utf8())),
+  });
+  arrow::Int64Builder id;
+  ASSERT_TRUE(id.AppendValues({1, -9007199254740993LL}).ok());
+  arrow::StringBuilder name;
+  ASSERT_TRUE(name.Append(std::string("a \"q\"\n\x01\xC3\xA9")).ok());
+  ASSERT_TRUE(name.AppendNull().ok());
+  arrow::DoubleBuilder score;
+  ASSERT_TRUE(score.Append(1.5).ok());
+  ASSERT_TRUE(score.AppendNull().ok());
+  arrow::FloatBuilder ratio;
+  ASSERT_TRUE(ratio.Append(0.1f).ok());
+  ASSERT_TRUE(ratio.AppendNull().ok());
+  arrow::BooleanBuilder flag;
+  ASSERT_TRUE(flag.Append(true).ok());
+  ASSERT_TRUE(flag.Append(false).ok());
+  arrow::BinaryBuilder data;
+  ASSERT_TRUE(data.Append(std::string("\x00\x01\x02\xff", 4)).ok());
+  ASSERT_TRUE(data.AppendNull().ok());
+  arrow::Date32Builder day;
+  ASSERT_TRUE(day.Append(19000).ok());
+  ASSERT_TRUE(day.AppendNull().ok());
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MILLI, "UTC"),
+                             arrow::default_memory_pool());
+  ASSERT_TRUE(ts.Append(1700000000123).ok());
+  ASSERT_TRUE(ts.AppendNull().ok());
+  arrow::Decimal128Builder amount(arrow::decimal128(10, 2));
+  ASSERT_TRUE(amount.Append(arrow::Decimal128(-1230)).ok());
+  ASSERT_TRUE(amount.AppendNull().ok());
+  auto tags_values = std::make_shared<arrow::StringBuilder>();
+  arrow::ListBuilder tags(arrow::default_memory_pool(), tags_values);
+  ASSERT_TRUE(tags.Append().ok());
+  ASSERT_TRUE(tags_values->AppendValues({"x", "y"}).ok());
+  ASSERT_TRUE(tags.Append().ok());  // empty list
+  auto nums_values = std::make_shared<arrow::Int32Builder>();
+  arrow::ListBuilder nums(arrow::default_memory_pool(), nums_values);
+  ASSERT_TRUE(nums.Append().ok());
+  ASSERT_TRUE(nums_values->AppendValues({1, -2, 3}).ok());
+  ASSERT_TRUE(nums.AppendNull().ok());
+  auto x = std::make_shared<arrow::Int32Builder>();
+  auto y = std::make_shared<arrow::Int32Builder>();
+  arrow::StructBuilder pt(point, arrow::default_memory_pool(), {x, y});
+  ASSERT_TRUE(pt.Append().ok());
+  ASSERT_TRUE(x->Append(1).ok());
+  ASSERT_TRUE(y->AppendNull().ok());
+  ASSERT_TRUE(pt.AppendNull().ok());
+  auto ak = std::make_shared<arrow::StringBuilder>();
+  auto av = std::make_shared<arrow::Int64Builder>();
+  arrow::MapBuilder attrs(arrow::default_memory_pool(), ak, av);
+  ASSERT_TRUE(attrs.Append().ok());
+  ASSERT_TRUE(ak->AppendValues({"k1", "k\"2"}).ok());
+  ASSERT_TRUE(av->AppendValues({7, -1}).ok());
+  ASSERT_TRUE(attrs.AppendNull().ok());
+  auto ck = std::make_shared<arrow::Int32Builder>();
+  auto cv = std::make_shared<arrow::StringBuilder>();
+  arrow::MapBuilder codes(arrow::default_memory_pool(), ck, cv);
+  ASSERT_TRUE(codes.Append().ok());
+  ASSERT_TRUE(ck->Append(404).ok());
+  ASSERT_TRUE(cv->Append("nf").ok());
+  ASSERT_TRUE(codes.AppendNull().ok());
+  std::vector<std::shared_ptr<arrow::Array>> columns;
+  for (arrow::ArrayBuilder* b : std::initializer_list<arrow::ArrayBuilder*>{
+           &id, &name, &score, &ratio, &flag, &data, &day, &ts, &amount, &tags, &nums, &pt,
+           &attrs, &codes}) {
+    columns.push_back(b->Finish().ValueOrDie());
+  }
+  auto batch = arrow::RecordBatch::Make(schema, 2, columns);
+  ASSERT_TRUE(batch->ValidateFull().ok());
+
+  auto encoder = RecordBatchEncoder::Make(schema).ValueOrDie();
+  auto encoded = encoder->Encode(*batch).ValueOrDie();
+  ASSERT_TRUE(encoded.failed_rows.empty()) << encoded.failed_rows[0].message;
+  auto converter = internal::JsonRowsConverter::Make(encoder->descriptor()).ValueOrDie();
+  auto rows = converter->Convert(encoded);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->num_records(), 2);
+  ASSERT_EQ(rows->chunks.size(), 1u);
+  EXPECT_TRUE(rows->failed_rows.empty());
+
+  const auto r0 = nlohmann::json::parse(rows->record(0));
+  EXPECT_EQ(r0["id"], 1);
+  EXPECT_EQ(r0["name"], "a \"q\"\n\x01\xC3\xA9");
+  EXPECT_EQ(r0["score"], 1.5);
+  EXPECT_FLOAT_EQ(r0["ratio"].get<float>(), 0.1f);
+  EXPECT_EQ(r0["flag"], true);
+  EXPECT_EQ(r0["data"], "AAEC/w==");
+  EXPECT_EQ(r0["day"], 19000);
+  EXPECT_EQ(r0["ts"], 1700000000123000LL);  // microseconds
+  EXPECT_EQ(r0["amount"], "-12.30");
+  EXPECT_EQ(r0["tags"], nlohmann::json::array({"x", "y"}));
+  EXPECT_EQ(r0["nums"], nlohmann::json::array({1, -2, 3}));
+  EXPECT_EQ(r0["point"], nlohmann::json::object({{"x", 1}}));
+  EXPECT_EQ(r0["attrs"], nlohmann::json::object({{"k1", 7}, {"k\"2", -1}}));
+  EXPECT_EQ(r0["codes"], nlohmann::json::object({{"404", "nf"}}));
+
+  // Absent fields are left out, except repeated ones (protobuf cannot tell an empty list from a
+  // null one; the protobuf row lands as empty lists): exact text for the row with nulls.
+  EXPECT_EQ(std::string(rows->record(1)),
+            R"({"id":-9007199254740993,"flag":false,"tags":[],"nums":[],"attrs":{},"codes":{}})");
+
+  // NaN and infinities are strings.
+  arrow::DoubleBuilder special;
+  ASSERT_TRUE(special.AppendValues({std::nan(""), HUGE_VAL, -HUGE_VAL}).ok());
+  auto s2 = arrow::schema({arrow::field("v", arrow::float64())});
+  auto b2 = arrow::RecordBatch::Make(s2, 3, {special.Finish().ValueOrDie()});
+  auto e2 = RecordBatchEncoder::Make(s2).ValueOrDie();
+  auto c2 = internal::JsonRowsConverter::Make(e2->descriptor()).ValueOrDie();
+  auto r2 = c2->Convert(e2->Encode(*b2).ValueOrDie()).ValueOrDie();
+  EXPECT_EQ(std::string(r2.record(0)), R"({"v":"NaN"})");
+  EXPECT_EQ(std::string(r2.record(1)), R"({"v":"Infinity"})");
+  EXPECT_EQ(std::string(r2.record(2)), R"({"v":"-Infinity"})");
+}
+
+TEST(JsonRowsTest, RowsOverTheLimitFailAloneAndChunksStayUnderIt) {
+  auto batch = MakeRows(0, 40, 300);
+  auto encoder = RecordBatchEncoder::Make(batch->schema()).ValueOrDie();
+  auto encoded = encoder->Encode(*MakeRowsWithNullIds(0, 40, {5})).ValueOrDie();
+  ASSERT_EQ(encoded.failed_rows.size(), 1u);
+  auto converter = internal::JsonRowsConverter::Make(encoder->descriptor()).ValueOrDie();
+  // Small requests: several rows per chunk, every chunk under the limit.
+  auto rows = converter->Convert(encoder->Encode(*batch).ValueOrDie(), 2000);
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->num_records(), 40);
+  EXPECT_GT(rows->chunks.size(), 4u);
+  for (const auto& c : rows->chunks) {
+    EXPECT_LE(rows->record_offsets[c.end] - rows->record_offsets[c.begin], 2000 - 64);
+  }
+  // Room for 12 framed bytes per request: only {"id":N} rows (null names, every fifth row) fit;
+  // the others fail alone with the reason, and the encoder's failure (row 5) stays.
+  auto tight = converter->Convert(encoded, 64 + 12);
+  ASSERT_TRUE(tight.ok());
+  ASSERT_FALSE(tight->failed_rows.empty());
+  EXPECT_EQ(tight->failed_rows.front().row, 0);
+  bool has_encoder_failure = false;
+  for (size_t i = 0; i < tight->failed_rows.size(); ++i) {
+    if (i > 0) EXPECT_LT(tight->failed_rows[i - 1].row, tight->failed_rows[i].row);
+    if (tight->failed_rows[i].row == 5) has_encoder_failure = true;
+  }
+  EXPECT_TRUE(has_encoder_failure);
+  EXPECT_THAT(tight->failed_rows.front().message, HasSubstr("bytes of JSON, over the request limit"));
+  EXPECT_EQ(tight->source_rows, (std::vector<int64_t>{4, 9, 14, 19, 24, 29, 34, 39}));
+  EXPECT_EQ(tight->chunks.size(), 8u);
+  EXPECT_EQ(tight->num_records() + static_cast<int64_t>(tight->failed_rows.size()), 40);
+  EXPECT_FALSE(converter->ToJson("\x08").ok());  // truncated varint
 }
 
 // ---- policies ------------------------------------------------------------------------------------

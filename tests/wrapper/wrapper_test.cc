@@ -663,6 +663,102 @@ TEST_F(WrapperTest, GivenDescriptorBindsBatchesByName) {
   EXPECT_EQ(TableRows(*emu_, kTable), 20);
 }
 
+// record_type json: the same rows go as JSON text; the table (which must exist: JSON streams
+// carry no descriptor) holds exactly the values sent.
+TEST(WrapperJsonTest, JsonRowsLandWithTheirValues) {
+  ClearTokenCache();
+  TempDir dir;
+  const std::string table = "main.default.json_events";
+  auto point = arrow::struct_({arrow::field("x", arrow::int32()), arrow::field("y", arrow::int32())});
+  auto schema = arrow::schema({arrow::field("id", arrow::int64(), false),
+                               arrow::field("name", arrow::utf8()),
+                               arrow::field("score", arrow::float64()),
+                               arrow::field("day", arrow::date32()),
+                               arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+                               arrow::field("amount", arrow::decimal128(10, 2)),
+                               arrow::field("data", arrow::binary()),
+                               arrow::field("tags", arrow::list(arrow::field("element", arrow::utf8()))),
+                               arrow::field("point", point),
+                               arrow::field("attrs", arrow::map(arrow::utf8(), arrow::int64()))});
+  auto emu = StartEmulator(dir.path(), {{table, schema}}, /*strict=*/true);
+  ASSERT_NE(emu, nullptr);
+  auto config = FastConfig(*emu, table);
+  config.record_type = RecordFormat::kJson;
+  auto w = ZerobusWrapper::Make(config).ValueOrDie();
+
+  constexpr int64_t n = 50;
+  arrow::Int64Builder id;
+  arrow::StringBuilder name;
+  arrow::DoubleBuilder score;
+  arrow::Date32Builder day;
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                             arrow::default_memory_pool());
+  arrow::Decimal128Builder amount(arrow::decimal128(10, 2));
+  arrow::BinaryBuilder data;
+  auto tag_values = std::make_shared<arrow::StringBuilder>();
+  arrow::ListBuilder tags(arrow::default_memory_pool(), tag_values,
+                          arrow::list(arrow::field("element", arrow::utf8())));
+  auto x = std::make_shared<arrow::Int32Builder>();
+  auto y = std::make_shared<arrow::Int32Builder>();
+  arrow::StructBuilder pt(point, arrow::default_memory_pool(), {x, y});
+  auto keys = std::make_shared<arrow::StringBuilder>();
+  auto values = std::make_shared<arrow::Int64Builder>();
+  arrow::MapBuilder attrs(arrow::default_memory_pool(), keys, values);
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_TRUE(id.Append(i).ok());
+    ASSERT_TRUE((i % 4 == 0 ? name.AppendNull() : name.Append("n\"" + std::to_string(i) + "\n")).ok());
+    ASSERT_TRUE(score.Append(i * 0.25 - 3).ok());
+    ASSERT_TRUE(day.Append(static_cast<int32_t>(19000 + i)).ok());
+    ASSERT_TRUE(ts.Append(1'700'000'000'000'000 + i * 1'000'003).ok());
+    ASSERT_TRUE(amount.Append(arrow::Decimal128(i * 101 - 2000)).ok());
+    ASSERT_TRUE(data.Append(std::string(static_cast<size_t>(i % 5), static_cast<char>(i))).ok());
+    ASSERT_TRUE(tags.Append().ok());
+    for (int64_t k = 0; k < i % 3; ++k) ASSERT_TRUE(tag_values->Append("t" + std::to_string(k)).ok());
+    if (i % 6 == 5) {
+      ASSERT_TRUE(pt.AppendNull().ok());
+    } else {
+      ASSERT_TRUE(pt.Append().ok());
+      ASSERT_TRUE(x->Append(static_cast<int32_t>(i)).ok());
+      ASSERT_TRUE(y->Append(static_cast<int32_t>(-i)).ok());
+    }
+    ASSERT_TRUE(attrs.Append().ok());
+    ASSERT_TRUE(keys->Append("k" + std::to_string(i)).ok());
+    ASSERT_TRUE(values->Append(i * 1000).ok());
+  }
+  std::vector<std::shared_ptr<arrow::Array>> columns;
+  for (arrow::ArrayBuilder* b : std::initializer_list<arrow::ArrayBuilder*>{
+           &id, &name, &score, &day, &ts, &amount, &data, &tags, &pt, &attrs}) {
+    columns.push_back(b->Finish().ValueOrDie());
+  }
+  auto batch = arrow::RecordBatch::Make(schema, n, columns);
+  auto r = w.SendBatch(*batch);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ExpectAccounted(*r, n);
+  ASSERT_EQ(r->successful_count, n) << r->ToString();
+  ASSERT_TRUE(w.Shutdown().ok());
+
+  auto stored = ReadDeltaTable(*emu, table);
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  ASSERT_EQ((*stored)->num_rows(), n);
+  // Cell by cell (rows arrive in order on one stream).
+  for (int c = 0; c < schema->num_fields(); ++c) {
+    auto column = (*stored)->GetColumnByName(schema->field(c)->name());
+    ASSERT_NE(column, nullptr) << schema->field(c)->name();
+    for (int64_t i = 0; i < n; ++i) {
+      auto got = column->GetScalar(i).ValueOrDie();
+      auto want = batch->column(c)->GetScalar(i).ValueOrDie();
+      // A map's type text names its field, which Parquet renames: compare the entries.
+      auto text = [](const arrow::Scalar& v) {
+        if (v.is_valid && v.type->id() == arrow::Type::MAP) {
+          return static_cast<const arrow::MapScalar&>(v).value->ToString();
+        }
+        return v.ToString();
+      };
+      ASSERT_EQ(text(*got), text(*want)) << schema->field(c)->name() << " row " << i;
+    }
+  }
+}
+
 TEST(WrapperUnityCatalogTest, DescriptorFromTheTableBindsBatchesByName) {
   ClearTokenCache();
   TempDir dir;

@@ -105,7 +105,8 @@ std::shared_ptr<arrow::RecordBatch> MakeRowsWithNullIds(int64_t first_id, int64_
   return Build(first_id, n, 8, null_rows);
 }
 
-arrow::Result<std::vector<int64_t>> ReadDeltaIds(emulator::Emulator& emu, const std::string& table) {
+arrow::Result<std::shared_ptr<arrow::Table>> ReadDeltaTable(emulator::Emulator& emu,
+                                                            const std::string& table) {
   ARROW_RETURN_NOT_OK(emu.store().Flush());
   ARROW_ASSIGN_OR_RAISE(std::string dir, emu.store().TablePath(table));
   // The live files: every "add" of the log not later removed.
@@ -128,17 +129,25 @@ arrow::Result<std::vector<int64_t>> ReadDeltaIds(emulator::Emulator& emu, const 
       }
     }
   }
-  std::vector<int64_t> ids;
+  std::vector<std::shared_ptr<arrow::Table>> parts;
   for (const auto& f : files) {
     ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open((fs::path(dir) / f).string()));
     ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Table> t, reader->ReadTable());
-    auto column = t->GetColumnByName("id");
-    if (!column) return arrow::Status::Invalid("no id column in ", f);
-    for (const auto& chunk : column->chunks()) {
-      const auto& values = static_cast<const arrow::Int64Array&>(*chunk);
-      for (int64_t i = 0; i < values.length(); ++i) ids.push_back(values.Value(i));
-    }
+    parts.push_back(std::move(t));
+  }
+  if (parts.empty()) return arrow::Status::Invalid("table ", table, " has no data files");
+  return arrow::ConcatenateTables(parts);
+}
+
+arrow::Result<std::vector<int64_t>> ReadDeltaIds(emulator::Emulator& emu, const std::string& table) {
+  ARROW_ASSIGN_OR_RAISE(auto t, ReadDeltaTable(emu, table));
+  auto column = t->GetColumnByName("id");
+  if (!column) return arrow::Status::Invalid("no id column in ", table);
+  std::vector<int64_t> ids;
+  for (const auto& chunk : column->chunks()) {
+    const auto& values = static_cast<const arrow::Int64Array&>(*chunk);
+    for (int64_t i = 0; i < values.length(); ++i) ids.push_back(values.Value(i));
   }
   return ids;
 }

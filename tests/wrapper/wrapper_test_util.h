@@ -50,6 +50,9 @@ std::shared_ptr<arrow::RecordBatch> MakeRowsWithNullIds(int64_t first_id, int64_
 
 // Every `id` of the Delta table, duplicates kept (after committing what is pending).
 arrow::Result<std::vector<int64_t>> ReadDeltaIds(emulator::Emulator& emu, const std::string& table);
+// The whole Delta table (live files of the log, in log order) as one table.
+arrow::Result<std::shared_ptr<arrow::Table>> ReadDeltaTable(emulator::Emulator& emu,
+                                                            const std::string& table);
 // Rows the table holds (durable), duplicates included.
 int64_t TableRows(emulator::Emulator& emu, const std::string& table);
 
