@@ -286,6 +286,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   int64_t next_seq = 0;
   int64_t inflight_bytes = 0;
   int64_t finished_through = -1;  // every future with seq <= this has been finished
+  int delivering = 0;             // Deliver calls finishing futures right now
   std::vector<Request> to_complete;
   std::vector<Request> to_fail;
   std::vector<UnackedRequest> unacked;
@@ -309,7 +310,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   std::thread::id worker_id;
 
   bool on_worker() const { return std::this_thread::get_id() == worker_id; }
-  bool AllFinished() const { return finished_through >= next_seq - 1; }
+  bool AllFinished() const { return finished_through >= next_seq - 1 && delivering == 0; }
   int64_t wire_inflight() const { return (next_send_seq - rpc_base_seq) - (rpc_acked + 1); }
 
   // ---- under mu ----------------------------------------------------------------------------
@@ -588,12 +589,16 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
 
   // ---- worker --------------------------------------------------------------------------------
 
+  // Finishes the futures of acked and failed requests, outside the lock. Runs on the worker;
+  // Abort and Close also call it so they never wait for a worker busy fetching a token.
   void Deliver(std::unique_lock<std::mutex>& lk) {
+    if (to_complete.empty() && to_fail.empty()) return;
     std::vector<Request> done = std::move(to_complete);
     std::vector<Request> failed = std::move(to_fail);
     to_complete.clear();
     to_fail.clear();
     const arrow::Status status = final_status;
+    ++delivering;
     lk.unlock();
     int64_t last = -1;
     for (auto& req : done) {
@@ -610,6 +615,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
     done.clear();
     failed.clear();
     lk.lock();
+    --delivering;
     if (last > finished_through) finished_through = last;
     state_cv.notify_all();
   }
@@ -1136,6 +1142,7 @@ arrow::Status ZerobusStream::Close() {
   Core::Execute(ops);
   {
     std::unique_lock<std::mutex> lk(c.mu);
+    c.Deliver(lk);
     c.state_cv.wait(lk, [&] {
       return (c.phase == Phase::kClosed || c.phase == Phase::kFailed) && c.AllFinished();
     });
@@ -1156,9 +1163,10 @@ void ZerobusStream::Abort() {
            &ops);
   }
   Core::Execute(ops);
-  if (c.on_worker()) return;
   std::unique_lock<std::mutex> lk(c.mu);
-  c.state_cv.wait(lk, [&] { return c.AllFinished() || c.stop; });
+  c.Deliver(lk);
+  if (c.on_worker()) return;
+  c.state_cv.wait(lk, [&] { return c.AllFinished(); });
 }
 
 std::vector<UnackedRequest> ZerobusStream::TakeUnacked() {

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <map>
+#include <condition_variable>
+#include <mutex>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -484,6 +486,63 @@ TEST_F(RecoveryTest, EmulatorRestartIsSurvived) {
   ASSERT_TRUE((*stream)->Close().ok());
   EXPECT_GE((*stream)->stats().rpc_failures, 1);
   ExpectAllRowsStored(*emu_, 1000, 2);
+}
+
+// A headers provider whose second and later calls wait until released (a token endpoint that
+// hangs while the stream is recovering).
+class GatedProvider : public HeadersProvider {
+ public:
+  explicit GatedProvider(std::string token) : token_(std::move(token)) {}
+  arrow::Result<Headers> GetHeaders() override {
+    std::unique_lock<std::mutex> lk(mu_);
+    if (++calls_ >= 2) {
+      blocked_ = true;
+      cv_.notify_all();
+      cv_.wait_for(lk, std::chrono::seconds(20), [&] { return released_; });
+    }
+    return Headers{{"authorization", "Bearer " + token_}};
+  }
+  void WaitBlocked() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait_for(lk, std::chrono::seconds(10), [&] { return blocked_; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lk(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::string token_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int calls_ = 0;
+  bool blocked_ = false, released_ = false;
+};
+
+TEST_F(RecoveryTest, AbortDoesNotWaitForAHeadersProviderThatHangs) {
+  auto provider = std::make_shared<GatedProvider>(
+      emu_->tokens().IssueForTesting(kClientId, {kTable}, std::chrono::seconds(60)));
+  auto o = FastOptions(*emu_, kTable);
+  o.headers_provider = provider;
+  auto stream = ZerobusStream::Open(o);
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  auto rule = Rule();
+  rule.withhold_acks = true;
+  rule.end_stream = emulator::EndStreamFault{1, 14, "injected: unavailable"};
+  emu_->faults().Add(rule);
+  Sent sent = SendRequests(**stream, 2, 10);
+  provider->WaitBlocked();  // the worker is stuck fetching headers for the reopen
+  EXPECT_EQ((*stream)->state(), StreamState::kRecovering);
+  const auto start = Clock::now();
+  (*stream)->Abort();
+  EXPECT_LT(Clock::now() - start, milliseconds(1000));
+  for (auto& f : sent.futures) {
+    ASSERT_TRUE(f.is_finished());
+    EXPECT_THAT(f.status().message(), ::testing::HasSubstr("aborted by the caller"));
+  }
+  EXPECT_EQ((*stream)->TakeUnacked().size(), 2u);
+  provider->Release();
 }
 
 TEST_F(RecoveryTest, RetryBudgetRunsOutWhenEveryRpcBreaks) {
