@@ -4,11 +4,13 @@
 //   wrapper   ZerobusWrapper::SendBatch per batch (encoder cache, per-row accounting,
 //             TransmissionResult), 1 stream, one sender
 //   wrapper   the same from 4 threads over 2 streams (pipelining)
+//   wrapper   record_type json, 1 stream, one sender (rows transcoded to JSON text), and the
+//             transcoding alone
 // Each figure is the best of AZ_WRAPPER_REPEAT runs (3) over AZ_WRAPPER_BATCHES batches (16) of
 // 32768 rows; the ratio wrapper/baseline is taken in the same process.
 //
 // Ends with: {"name":"wrapper_send","rows_per_s":..,"baseline_rows_per_s":..,
-//             "ratio_vs_stream":..,"concurrent_rows_per_s":..}
+//             "ratio_vs_stream":..,"concurrent_rows_per_s":..,"json_rows_per_s":..}
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +29,7 @@
 
 #include "arrow_zerobus/arrow_zerobus.h"
 #include "server/emulator.h"
+#include "wrapper/json_rows_internal.h"
 
 namespace {
 
@@ -114,7 +117,7 @@ double RunStream(const az::emulator::Emulator& emu,
   int64_t rows = 0;
   for (const auto& b : batches) {
     auto encoded = encoder->Encode(*b).ValueOrDie();
-    auto futures = stream->IngestEncodedBatch(encoded).ValueOrDie();
+    auto futures = stream->IngestEncodedBatch(encoded);
     for (auto& f : futures) {
       if (!f.status().ok()) std::fprintf(stderr, "ack failed: %s\n", f.status().ToString().c_str());
     }
@@ -127,8 +130,10 @@ double RunStream(const az::emulator::Emulator& emu,
 
 double RunWrapper(const az::emulator::Emulator& emu,
                   const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches, int streams,
-                  int threads) {
-  auto w = az::ZerobusWrapper::Make(Config(emu, "main.bench.wrapper", streams)).ValueOrDie();
+                  int threads, bool json = false) {
+  auto config = Config(emu, json ? "main.bench.json" : "main.bench.wrapper", streams);
+  if (json) config.record_type = az::RecordFormat::kJson;
+  auto w = az::ZerobusWrapper::Make(config).ValueOrDie();
   // Open the streams outside the timed part, as the baseline does.
   for (int i = 0; i < streams; ++i) (void)w.SendBatch(*batches[0]->Slice(0, 1));
   std::atomic<int64_t> rows{0};
@@ -150,6 +155,18 @@ double RunWrapper(const az::emulator::Emulator& emu,
   return rps;
 }
 
+// The JSON transcoding alone (no network): rows/s of JsonRowsConverter::Convert.
+double RunJsonTranscode(const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches) {
+  auto encoder = az::RecordBatchEncoder::Make(Schema()).ValueOrDie();
+  auto converter = az::internal::JsonRowsConverter::Make(encoder->descriptor()).ValueOrDie();
+  std::vector<az::EncodedBatch> encoded;
+  for (const auto& b : batches) encoded.push_back(encoder->Encode(*b).ValueOrDie());
+  const auto start = Clock::now();
+  int64_t rows = 0;
+  for (const auto& e : encoded) rows += converter->Convert(e).ValueOrDie().num_records();
+  return RowsPerSecond(rows, start);
+}
+
 }  // namespace
 
 int main() {
@@ -166,6 +183,7 @@ int main() {
   eo.sink = az::emulator::SinkKind::kNull;
   eo.fsync = false;
   eo.principals = {{kClientId, kClientSecret}};
+  eo.tables = {{"main.bench.json", Schema()}};  // JSON streams need an existing table
   az::emulator::Emulator emu(eo);
   if (auto st = emu.Start(); !st.ok()) {
     std::fprintf(stderr, "emulator: %s\n", st.ToString().c_str());
@@ -173,12 +191,14 @@ int main() {
   }
 
   (void)RunStream(emu, batches);  // warm-up
-  double stream_rps = 0, wrapper_rps = 0, concurrent_rps = 0;
+  double stream_rps = 0, wrapper_rps = 0, concurrent_rps = 0, json_rps = 0, transcode_rps = 0;
   for (int i = 0; i < repeat; ++i) {
     // Interleaved so that machine noise hits all three alike.
     stream_rps = std::max(stream_rps, RunStream(emu, batches));
     wrapper_rps = std::max(wrapper_rps, RunWrapper(emu, batches, 1, 1));
     concurrent_rps = std::max(concurrent_rps, RunWrapper(emu, batches, 2, 4));
+    json_rps = std::max(json_rps, RunWrapper(emu, batches, 1, 1, /*json=*/true));
+    transcode_rps = std::max(transcode_rps, RunJsonTranscode(batches));
   }
   (void)emu.Shutdown();
   std::error_code ec;
@@ -189,11 +209,15 @@ int main() {
   std::printf("%-40s %10.0f rows/s\n", "stream client (encode+ingest+acks)", stream_rps);
   std::printf("%-40s %10.0f rows/s\n", "ZerobusWrapper, 1 stream, 1 sender", wrapper_rps);
   std::printf("%-40s %10.0f rows/s\n", "ZerobusWrapper, 2 streams, 4 senders", concurrent_rps);
+  std::printf("%-40s %10.0f rows/s\n", "ZerobusWrapper, JSON records, 1 stream", json_rps);
+  std::printf("%-40s %10.0f rows/s\n", "  of which JSON transcoding alone", transcode_rps);
   nlohmann::json out = {{"name", "wrapper_send"},
                         {"rows_per_s", std::round(wrapper_rps)},
                         {"baseline_rows_per_s", std::round(stream_rps)},
                         {"ratio_vs_stream", std::round(wrapper_rps / stream_rps * 100) / 100},
-                        {"concurrent_rows_per_s", std::round(concurrent_rps)}};
+                        {"concurrent_rows_per_s", std::round(concurrent_rps)},
+                        {"json_rows_per_s", std::round(json_rps)},
+                        {"json_transcode_rows_per_s", std::round(transcode_rps)}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }

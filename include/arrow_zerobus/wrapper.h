@@ -86,7 +86,7 @@ class ZerobusWrapper {
  public:
   // Validates the configuration (ValidateForWrapper: ConfigurationError naming the option),
   // builds the OAuth headers provider (no network yet), opens the debug writer and starts the
-  // telemetry when configured. record_type kJson is refused (not implemented by the wrapper).
+  // telemetry when configured.
   static arrow::Result<ZerobusWrapper> Make(WrapperConfiguration config);
 
   // Converts and sends `batch`, waits until every row is acknowledged or has failed finally,
