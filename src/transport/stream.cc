@@ -101,6 +101,12 @@ bool TraceOn() {
     }                                                  \
   } while (0)
 
+// now + d without overflow (options may say "practically forever").
+Clock::time_point After(Clock::time_point from, milliseconds d) {
+  const auto room = std::chrono::duration_cast<milliseconds>(Clock::time_point::max() - from);
+  return d >= room ? Clock::time_point::max() : from + d;
+}
+
 double Jitter() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return std::uniform_real_distribution<double>(0.5, 1.0)(rng);
@@ -472,11 +478,13 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         ++stats.close_signals;
         if (phase != Phase::kOpen || !options.recovery) return;
         const auto& d = msg.close_stream_signal().duration();
-        milliseconds wait{d.seconds() * 1000 + d.nanos() / 1'000'000};
+        // Clamped: a duration of centuries means "as long as it takes" here.
+        milliseconds wait{std::min<int64_t>(d.seconds(), 1'000'000'000) * 1000 +
+                          d.nanos() / 1'000'000};
         if (wait.count() < 0) wait = milliseconds(0);
         if (options.stream_paused_max_wait) wait = std::min(wait, *options.stream_paused_max_wait);
         phase = Phase::kPaused;
-        pause_deadline = Clock::now() + wait;
+        pause_deadline = After(Clock::now(), wait);
         worker_cv.notify_all();
         state_cv.notify_all();
         return;
@@ -662,7 +670,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
     rpc = r;
     ++live_rpcs;
     phase = Phase::kConnecting;
-    attempt_deadline = Clock::now() + options.recovery_timeout;
+    attempt_deadline = After(Clock::now(), options.recovery_timeout);
     Headers h;
     for (auto& kv : *headers) {
       if (kv.first == "x-databricks-zerobus-table-name" || kv.first == "user-agent") continue;
@@ -722,7 +730,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
             break;
           }
           if (!rpc->cancel_reason && wire_inflight() > 0) {
-            const auto deadline = last_progress + options.server_lack_of_ack_timeout;
+            const auto deadline = After(last_progress, options.server_lack_of_ack_timeout);
             if (now >= deadline) {
               CancelRpc(rpc,
                         MakeError(ErrorKind::kTransmission, true,
@@ -779,7 +787,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       }
       if (phase != before) continue;  // the new phase has its own deadline
       if (!to_complete.empty() || !to_fail.empty() || stop) continue;
-      if (wake) {
+      if (wake && *wake != Clock::time_point::max()) {
         worker_cv.wait_until(lk, *wake);
       } else {
         worker_cv.wait(lk);
@@ -963,7 +971,7 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(std::shared_ptr<arr
   arrow::Future<IngestAck> future = arrow::Future<IngestAck>::Make();
   {
     std::unique_lock<std::mutex> lk(c.mu);
-    const auto deadline = Clock::now() + c.options.block_timeout;
+    const auto deadline = After(Clock::now(), c.options.block_timeout);
     while (true) {
       if (c.phase == Phase::kFailed) return c.final_status;
       if (c.phase == Phase::kClosed || c.closing) {
@@ -988,8 +996,10 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(std::shared_ptr<arr
                          "stream is full and Ingest was called from a completion callback, "
                          "which must not block: " + limits);
       }
-      if (c.state_cv.wait_until(lk, deadline) == std::cv_status::timeout &&
-          Clock::now() >= deadline) {
+      if (deadline == Clock::time_point::max()) {
+        c.state_cv.wait(lk);
+      } else if (c.state_cv.wait_until(lk, deadline) == std::cv_status::timeout &&
+                 Clock::now() >= deadline) {
         return MakeError(ErrorKind::kTransmission, true,
                          "timed out after " + Millis(c.options.block_timeout) +
                              " waiting for room (block_timeout): " + limits);
@@ -1094,7 +1104,14 @@ arrow::Status ZerobusStream::Flush(milliseconds timeout) {
   }
   std::unique_lock<std::mutex> lk(c.mu);
   const int64_t target = c.next_seq - 1;
-  const bool reached = c.state_cv.wait_for(lk, timeout, [&] { return c.finished_through >= target; });
+  const auto deadline = After(Clock::now(), timeout);
+  auto done = [&] { return c.finished_through >= target; };
+  bool reached = true;
+  if (deadline == Clock::time_point::max()) {
+    c.state_cv.wait(lk, done);
+  } else {
+    reached = c.state_cv.wait_until(lk, deadline, done);
+  }
   if (c.phase == Phase::kFailed) return c.final_status;
   if (!reached) {
     return MakeError(ErrorKind::kTransmission, true,
@@ -1127,7 +1144,7 @@ arrow::Status ZerobusStream::Close() {
     } else if (c.phase == Phase::kOpen || c.phase == Phase::kPaused) {
       // Half-close and let the server end the RPC.
       c.phase = Phase::kClosing;
-      c.close_deadline = Clock::now() + c.options.recovery_timeout;
+      c.close_deadline = After(Clock::now(), c.options.recovery_timeout);
       c.rpc->writes_wanted_done = true;
       c.Pump(c.rpc, &ops);
       c.worker_cv.notify_all();

@@ -349,6 +349,22 @@ TEST_F(StreamControlTest, IdleStreamDoesNotTimeOut) {
   EXPECT_TRUE((*stream)->Close().ok());
 }
 
+TEST_F(StreamControlTest, HugeTimeoutsMeanNoTimeout) {
+  auto o = FastOptions(*emu_, kTable);
+  o.server_lack_of_ack_timeout = milliseconds::max();
+  o.block_timeout = milliseconds::max();
+  o.flush_timeout = milliseconds::max();
+  o.recovery_timeout = milliseconds::max();
+  o.recovery_backoff_max = milliseconds::max();
+  auto stream = ZerobusStream::Open(o);
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  auto f = Send(**stream, 0, 10);
+  ASSERT_TRUE(f.ok());
+  EXPECT_TRUE((*stream)->Flush(milliseconds::max()).ok());
+  EXPECT_TRUE(f->result().ok());
+  EXPECT_TRUE((*stream)->Close().ok());
+}
+
 TEST_F(StreamControlTest, CallbacksRunOnceAndMayIngestButNotFlush) {
   auto stream = ZerobusStream::Open(FastOptions(*emu_, kTable));
   ASSERT_TRUE(stream.ok());
