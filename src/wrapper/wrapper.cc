@@ -541,9 +541,11 @@ struct ZerobusWrapper::Impl {
       std::vector<int64_t> successful;
       // The debug files are the output: every converted row counts as written.
       successful.assign(encoded.source_rows.begin(), encoded.source_rows.end());
-      out.result =
-          TransmissionResult::FromRowOutcomes(n, std::move(successful), std::move(failed))
-              .ValueOrDie();
+      auto result =
+          TransmissionResult::FromRowOutcomes(n, std::move(successful), std::move(failed));
+      // The encoder partitions the rows; an error here would be its bug, reported as such.
+      out.result = result.ok() ? std::move(*result)
+                               : TransmissionResult::WholeBatchFailure(n, result.status());
       out.result.batch_size_bytes = encoded_bytes;
       return out;
     }
