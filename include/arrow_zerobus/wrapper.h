@@ -88,6 +88,12 @@ class ZerobusWrapper {
   // builds the OAuth headers provider (no network yet), opens the debug writer and starts the
   // telemetry when configured.
   static arrow::Result<ZerobusWrapper> Make(WrapperConfiguration config);
+  // The same with a caller-supplied headers provider (a pre-obtained token, a proxy's headers,
+  // none for a local server without auth) instead of OAuth: client_id and client_secret are then
+  // not needed and must not be given; unity_catalog_url only for the Unity Catalog descriptor
+  // source (the provider's headers also authorize that request).
+  static arrow::Result<ZerobusWrapper> Make(WrapperConfiguration config,
+                                            std::shared_ptr<HeadersProvider> headers_provider);
 
   // Converts and sends `batch`, waits until every row is acknowledged or has failed finally,
   // and reports each row (successful + failed == total, always). Delivery failures come back in

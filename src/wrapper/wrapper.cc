@@ -807,6 +807,13 @@ struct ZerobusWrapper::Impl {
 
 ZerobusWrapper::ZerobusWrapper(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+namespace {
+
+// Debug writer and telemetry: the parts every wrapper has.
+arrow::Status StartOutputs(ZerobusWrapper::Impl* impl);
+
+}  // namespace
+
 arrow::Result<ZerobusWrapper> ZerobusWrapper::Make(WrapperConfiguration config) {
   ARROW_RETURN_NOT_OK(config.ValidateForWrapper());
   auto impl = std::make_shared<Impl>(std::move(config));
@@ -830,14 +837,47 @@ arrow::Result<ZerobusWrapper> ZerobusWrapper::Make(WrapperConfiguration config) 
     return ConfigurationError(
         "client_id, client_secret and unity_catalog_url are required to reach Zerobus");
   }
+  ARROW_RETURN_NOT_OK(StartOutputs(impl.get()));
+  return ZerobusWrapper(std::move(impl));
+}
+
+arrow::Result<ZerobusWrapper> ZerobusWrapper::Make(
+    WrapperConfiguration config, std::shared_ptr<HeadersProvider> headers_provider) {
+  if (!headers_provider) {
+    return ConfigurationError("headers_provider: a provider is required (or use Make(config))");
+  }
+  if (config.client_id || config.client_secret) {
+    return ConfigurationError(
+        "client_id / client_secret: not used with a headers provider; give one or the other");
+  }
+  // The rules about credentials do not apply: check the rest with stand-ins for them.
+  WrapperConfiguration check = config;
+  check.client_id = "headers-provider";
+  check.client_secret = SecretString("headers-provider");
+  if (!check.unity_catalog_url && check.descriptor_source != DescriptorSource::kUnityCatalog) {
+    check.unity_catalog_url = "https://headers-provider.invalid";
+  }
+  ARROW_RETURN_NOT_OK(check.ValidateForWrapper());
+  auto impl = std::make_shared<Impl>(std::move(config));
+  impl->headers = std::move(headers_provider);
+  ARROW_RETURN_NOT_OK(StartOutputs(impl.get()));
+  return ZerobusWrapper(std::move(impl));
+}
+
+namespace {
+
+arrow::Status StartOutputs(ZerobusWrapper::Impl* impl) {
+  const WrapperConfiguration& c = impl->config;
   if (c.any_debug_on()) {
     ARROW_ASSIGN_OR_RAISE(impl->debug, DebugWriter::Open(DebugWriterOptions::FromConfig(c)));
   }
   if (c.observability_enabled) {
     ARROW_ASSIGN_OR_RAISE(impl->telemetry, Telemetry::Start(TelemetryOptions::FromConfig(c)));
   }
-  return ZerobusWrapper(std::move(impl));
+  return arrow::Status::OK();
 }
+
+}  // namespace
 
 arrow::Result<TransmissionResult> ZerobusWrapper::SendBatch(const arrow::RecordBatch& batch) {
   return impl_->SendBatch(batch);

@@ -180,6 +180,38 @@ INSTANTIATE_TEST_SUITE_P(
                    "unity_catalog"}),
     [](const ::testing::TestParamInfo<ConfigCase>& info) { return info.param.name; });
 
+TEST(WrapperMakeTest, HeadersProviderReplacesCredentials) {
+  auto provider = MakeStaticHeadersProvider({{"x-proxy-auth", "token"}});
+  auto without = ValidConfig();
+  without.client_id.reset();
+  without.client_secret.reset();
+  without.unity_catalog_url.reset();
+  EXPECT_TRUE(ZerobusWrapper::Make(without, provider).ok());
+
+  auto both = ZerobusWrapper::Make(ValidConfig(), provider);
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(GetErrorKind(both.status()), ErrorKind::kConfiguration);
+  EXPECT_THAT(both.status().message(), HasSubstr("client_id"));
+  EXPECT_THAT(both.status().message(), ::testing::Not(HasSubstr("very-secret-value-42")));
+
+  auto none = ZerobusWrapper::Make(without, nullptr);
+  ASSERT_FALSE(none.ok());
+  EXPECT_THAT(none.status().message(), HasSubstr("headers_provider"));
+
+  // The other rules still hold.
+  auto bad = without;
+  bad.retry_max_attempts = 0;
+  auto refused = ZerobusWrapper::Make(bad, provider);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("retry_max_attempts"));
+  // The Unity Catalog source still needs its URL.
+  auto uc = without;
+  uc.descriptor_source = DescriptorSource::kUnityCatalog;
+  auto no_url = ZerobusWrapper::Make(uc, provider);
+  ASSERT_FALSE(no_url.ok());
+  EXPECT_THAT(no_url.status().message(), HasSubstr("unity_catalog_url"));
+}
+
 TEST(WrapperMakeTest, UnwritableDebugDirectoryIsAnError) {
   TempDir dir;
   const std::string file = dir.path() + "/not-a-dir";

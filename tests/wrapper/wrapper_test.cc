@@ -759,6 +759,49 @@ TEST(WrapperJsonTest, JsonRowsLandWithTheirValues) {
   }
 }
 
+TEST_F(WrapperTest, CallerSuppliedHeadersProviderReplacesOAuth) {
+  auto config = FastConfig(*emu_, kTable);
+  config.client_id.reset();
+  config.client_secret.reset();
+  config.unity_catalog_url.reset();
+  const std::string token = emu_->tokens().IssueForTesting(kClientId, {kTable},
+                                                            std::chrono::seconds(3600));
+  auto made = ZerobusWrapper::Make(
+      config, MakeStaticHeadersProvider({{"authorization", "Bearer " + token}}));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  auto w = *made;
+  EXPECT_EQ(Send(w, MakeRows(0, 25)).successful_count, 25);
+  // A provider without the token: the server refuses the stream; every row says so.
+  auto anonymous = ZerobusWrapper::Make(config, MakeStaticHeadersProvider({})).ValueOrDie();
+  auto r = Send(anonymous, MakeRows(25, 25));
+  EXPECT_EQ(r.failed_count, 25);
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_THAT(*r.error, StartsWith("Authentication error: "));
+  EXPECT_THAT(*r.error, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_THAT(*r.error, Not(HasSubstr(token)));
+  ASSERT_TRUE(w.Flush().ok());
+  EXPECT_EQ(TableRows(*emu_, kTable), 25);
+}
+
+TEST(WrapperNoAuthTest, LocalServerWithoutAuthNeedsNoCredentials) {
+  TempDir dir;
+  auto o = emulator::EmulatorOptions::Defaults();
+  o.data_dir = dir.path();
+  o.commit_interval_ms = 2;
+  o.fsync = false;
+  o.no_auth = true;
+  emulator::Emulator emu(o);
+  ASSERT_TRUE(emu.Start().ok());
+  auto config = WrapperConfiguration::Make(emu.grpc_endpoint(), kTable);
+  auto w = ZerobusWrapper::Make(config, MakeStaticHeadersProvider({})).ValueOrDie();
+  auto r = w.SendBatch(*MakeRows(0, 40));
+  ASSERT_TRUE(r.ok());
+  ExpectAccounted(*r, 40);
+  EXPECT_EQ(r->successful_count, 40);
+  ASSERT_TRUE(w.Shutdown().ok());
+  EXPECT_EQ(TableRows(emu, kTable), 40);
+}
+
 TEST(WrapperUnityCatalogTest, DescriptorFromTheTableBindsBatchesByName) {
   ClearTokenCache();
   TempDir dir;
