@@ -34,6 +34,14 @@ void FieldInfo::NullAt(const Level& level, int64_t k, EncodeContext* ctx) const 
   }
 }
 
+const arrow::DataType& StorageType(const arrow::ArrayData& data) {
+  const arrow::DataType* type = data.type.get();
+  while (type->id() == arrow::Type::EXTENSION) {
+    type = static_cast<const arrow::ExtensionType&>(*type).storage_type().get();
+  }
+  return *type;
+}
+
 const uint8_t* ValidityOrNull(const arrow::ArrayData& data) {
   if (data.buffers.empty() || data.buffers[0] == nullptr) return nullptr;
   if (data.GetNullCount() == 0) return nullptr;
@@ -226,7 +234,7 @@ struct ListViewLayout {
 
 struct FixedListLayout {
   explicit FixedListLayout(const arrow::ArrayData& data)
-      : width(static_cast<const arrow::FixedSizeListType&>(*data.type).list_size()) {}
+      : width(static_cast<const arrow::FixedSizeListType&>(StorageType(data)).list_size()) {}
   int64_t Begin(int64_t i) const { return i * width; }
   int64_t End(int64_t i) const { return (i + 1) * width; }
   int64_t width;

@@ -110,7 +110,7 @@ struct ViewBinaryReader {
 struct FixedBinaryReader {
   explicit FixedBinaryReader(const arrow::ArrayData& data)
       : bytes(data.buffers[1] ? data.buffers[1]->data() : nullptr),
-        width(static_cast<const arrow::FixedSizeBinaryType&>(*data.type).byte_width()) {}
+        width(static_cast<const arrow::FixedSizeBinaryType&>(StorageType(data)).byte_width()) {}
   std::string_view Get(int64_t i) const {
     return {reinterpret_cast<const char*>(bytes) + i * width, static_cast<size_t>(width)};
   }

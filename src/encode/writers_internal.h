@@ -158,6 +158,9 @@ arrow::Result<std::unique_ptr<FieldPlan>> PlanInteger(const FieldBinding& bindin
                                                       const std::shared_ptr<arrow::DataType>& type,
                                                       FieldInfo info);
 
+// The type of `data` without extension wrappers (an extension array holds its storage layout).
+const arrow::DataType& StorageType(const arrow::ArrayData& data);
+
 // Validity bitmap of `data`, or nullptr when it has no nulls.
 const uint8_t* ValidityOrNull(const arrow::ArrayData& data);
 

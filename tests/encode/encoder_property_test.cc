@@ -3,6 +3,7 @@
 // DynamicMessage, every value compared with the Arrow source by an independent reference.
 #include <arrow/api.h>
 #include <arrow/extension/json.h>
+#include <arrow/extension/fixed_shape_tensor.h>
 #include <arrow/extension/uuid.h>
 #include <arrow/json/from_string.h>
 #include <google/protobuf/text_format.h>
@@ -108,6 +109,7 @@ std::shared_ptr<arrow::Schema> EveryTypeSchema() {
       field("json_large", arrow::extension::json(arrow::large_utf8())),
       field("json_view", arrow::extension::json(arrow::utf8_view())),
       field("uuid", arrow::extension::uuid()),
+      field("tensor", arrow::extension::fixed_shape_tensor(arrow::float32(), {2, 2})),
   });
 }
 
@@ -132,7 +134,7 @@ TEST(EncoderProperty, FlatScalarsAcrossBlocks) {
     if (id != arrow::Type::LIST && id != arrow::Type::LARGE_LIST && id != arrow::Type::LIST_VIEW &&
         id != arrow::Type::LARGE_LIST_VIEW && id != arrow::Type::FIXED_SIZE_LIST &&
         id != arrow::Type::MAP && id != arrow::Type::STRUCT && id != arrow::Type::DICTIONARY &&
-        id != arrow::Type::RUN_END_ENCODED) {
+        id != arrow::Type::RUN_END_ENCODED && f->name() != "tensor") {
       fields.push_back(f);
     }
   }
