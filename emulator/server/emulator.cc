@@ -150,7 +150,7 @@ arrow::Status Emulator::StartParts() {
   }
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.host + ":" + std::to_string(o.grpc_port), creds, &d.grpc_port);
-  builder.RegisterService(d.service.get());
+  builder.RegisterCallbackGenericService(d.service.get());
   // The protocol limit is checked per request (INVALID_ARGUMENT naming the size, as the
   // protocol doc says); gRPC's own limit sits above it as a memory guard for absurd messages.
   int64_t hard_limit = std::min<int64_t>(2 * o.max_message_bytes + (1 << 20), INT32_MAX);

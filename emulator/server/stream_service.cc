@@ -36,7 +36,7 @@ std::string NewUuid() {
   return buf;
 }
 
-std::string MetadataValue(const grpc::CallbackServerContext* ctx, const char* key) {
+std::string MetadataValue(const grpc::GenericCallbackServerContext* ctx, const char* key) {
   const auto& md = ctx->client_metadata();
   auto it = md.find(key);
   if (it == md.end()) return "";
@@ -49,18 +49,135 @@ grpc::Status StatusFromArrow(const arrow::Status& st, const std::string& prefix 
 
 }  // namespace
 
+namespace {
+
+// Minimal protobuf wire reading for the ingest fast path.
+struct WireReader {
+  const uint8_t* p;
+  const uint8_t* end;
+
+  bool Varint(uint64_t* v) {
+    uint64_t result = 0;
+    for (int shift = 0; shift < 64 && p < end; shift += 7) {
+      uint8_t b = *p++;
+      result |= static_cast<uint64_t>(b & 0x7F) << shift;
+      if (!(b & 0x80)) {
+        *v = result;
+        return true;
+      }
+    }
+    return false;
+  }
+  bool Bytes(std::string_view* out) {
+    uint64_t len;
+    if (!Varint(&len) || len > static_cast<uint64_t>(end - p)) return false;
+    *out = std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(len));
+    p += len;
+    return true;
+  }
+  // Skips a field of an unknown number (groups are not expected here: fall back).
+  bool Skip(uint32_t wire_type) {
+    uint64_t v;
+    std::string_view b;
+    switch (wire_type) {
+      case 0: return Varint(&v);
+      case 1: if (end - p < 8) return false; p += 8; return true;
+      case 2: return Bytes(&b);
+      case 5: if (end - p < 4) return false; p += 4; return true;
+      default: return false;
+    }
+  }
+};
+
+WireReader Reader(std::string_view s) {
+  auto* b = reinterpret_cast<const uint8_t*>(s.data());
+  return WireReader{b, b + s.size()};
+}
+
+// Records of a ProtoEncodedRecordBatch / JsonRecordBatch (both: repeated field 1).
+bool ParseRecordList(std::string_view bytes, std::vector<std::string_view>* records) {
+  WireReader r = Reader(bytes);
+  while (r.p < r.end) {
+    uint64_t tag;
+    if (!r.Varint(&tag)) return false;
+    if (tag == ((1 << 3) | 2)) {
+      std::string_view rec;
+      if (!r.Bytes(&rec)) return false;
+      records->push_back(rec);
+    } else if (!r.Skip(static_cast<uint32_t>(tag & 7))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ParseIngestWire(std::string_view message, WireIngest* out,
+                     std::vector<std::string_view>* records) {
+  WireReader top = Reader(message);
+  std::string_view payload;
+  int payloads = 0;
+  while (top.p < top.end) {
+    uint64_t tag;
+    if (!top.Varint(&tag)) return false;
+    uint64_t field = tag >> 3;
+    if (field == 1) return false;  // create_stream
+    if (field == 2 || field == 3) {
+      if ((tag & 7) != 2 || !top.Bytes(&payload)) return false;
+      out->batch = field == 3;
+      ++payloads;
+    } else if (!top.Skip(static_cast<uint32_t>(tag & 7))) {
+      return false;
+    }
+  }
+  if (payloads != 1) return false;  // none, or a oneof set twice: exact semantics elsewhere
+  WireReader r = Reader(payload);
+  bool has_offset = false;
+  int record_fields = 0;
+  size_t first = records->size();
+  while (r.p < r.end) {
+    uint64_t tag;
+    if (!r.Varint(&tag)) return false;
+    uint64_t field = tag >> 3;
+    uint32_t wire_type = static_cast<uint32_t>(tag & 7);
+    if (field == 1 && wire_type == 0) {
+      uint64_t v;
+      if (!r.Varint(&v)) return false;
+      out->offset = static_cast<int64_t>(v);
+      has_offset = true;
+    } else if ((field == 2 || field == 3) && wire_type == 2) {
+      std::string_view bytes;
+      if (!r.Bytes(&bytes)) return false;
+      out->json = field == 3;
+      ++record_fields;
+      if (!out->batch) {
+        records->push_back(bytes);
+      } else if (!ParseRecordList(bytes, records)) {
+        return false;
+      }
+    } else if (field <= 3 || !r.Skip(wire_type)) {
+      return false;  // a known field with an unexpected wire type, or malformed
+    }
+  }
+  if (!has_offset || record_fields != 1) {
+    records->resize(first);
+    return false;
+  }
+  return true;
+}
+
 // One EphemeralStream RPC. All state is guarded by mu_; gRPC Start*/Finish calls are decided
 // under the lock and made after releasing it, because on non-gRPC threads (the committer, the
 // timer) gRPC may run the completion callback inline, which takes the lock again.
 //
 // Lifetime: owned by self_ from construction until OnDone; durable-append and timer callbacks
 // hold weak pointers, so a late callback after the RPC ended does nothing.
-class StreamReactor final
-    : public grpc::ServerBidiReactor<zb::EphemeralStreamRequest, zb::EphemeralStreamResponse>,
-      public std::enable_shared_from_this<StreamReactor> {
+class StreamReactor final : public grpc::ServerGenericBidiReactor,
+                            public std::enable_shared_from_this<StreamReactor> {
  public:
   StreamReactor(ZerobusService* service, const ServiceContext* svc,
-                grpc::CallbackServerContext* ctx)
+                grpc::GenericCallbackServerContext* ctx)
       : service_(service), svc_(svc), ctx_(ctx) {}
 
   void Begin() {
@@ -69,7 +186,7 @@ class StreamReactor final
     svc_->stats->StreamOpened();
     // Real clients wait for the server's initial metadata before they send anything.
     StartSendInitialMetadata();
-    StartRead(&request_);
+    StartRead(&read_buffer_);
   }
 
   void OnReadDone(bool ok) override {
@@ -86,7 +203,9 @@ class StreamReactor final
       Act(lock);
       return;
     }
-    bool keep_reading = created_ ? HandleIngest() : HandleCreate();
+    bool keep_reading = HandleRequest();
+    read_buffer_.Clear();
+    read_slice_ = grpc::Slice();
     std::unique_lock<std::mutex> lock(mu_);
     keep_reading = keep_reading && !finish_requested_;
     if (keep_reading && pending_bytes_ > svc_->max_pending_bytes_per_stream) {
@@ -95,7 +214,7 @@ class StreamReactor final
       keep_reading = false;
     }
     lock.unlock();
-    if (keep_reading) StartRead(&request_);
+    if (keep_reading) StartRead(&read_buffer_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -157,6 +276,30 @@ class StreamReactor final
     bool durable = false;
     Clock::time_point durable_at;
   };
+
+  // ---- request dispatch -------------------------------------------------------------------
+
+  bool HandleRequest() {
+    // One contiguous view of the message: zero-copy when gRPC received it in one slice, else one
+    // copy of the whole message (never one allocation per record).
+    if (!read_buffer_.TrySingleSlice(&read_slice_).ok() &&
+        !read_buffer_.DumpToSingleSlice(&read_slice_).ok()) {
+      return Refuse(grpc::StatusCode::INTERNAL, "cannot read the request bytes");
+    }
+    std::string_view bytes(reinterpret_cast<const char*>(read_slice_.begin()), read_slice_.size());
+    if (created_) {
+      WireIngest wire;
+      views_.clear();
+      if (ParseIngestWire(bytes, &wire, &views_)) {
+        return HandleIngest(wire.offset, wire.json, bytes.size());
+      }
+    }
+    if (!request_.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return Refuse(grpc::StatusCode::INVALID_ARGUMENT,
+                    "request is not a serialized databricks.zerobus.EphemeralStreamRequest");
+    }
+    return created_ ? HandleIngestMessage(bytes.size()) : HandleCreate();
+  }
 
   // ---- create_stream --------------------------------------------------------------------
 
@@ -279,10 +422,10 @@ class StreamReactor final
 
   // ---- ingest -----------------------------------------------------------------------------
 
-  bool HandleIngest() {
+  // Ingest request parsed with the generated classes (unusual encodings, error cases).
+  bool HandleIngestMessage(size_t message_bytes) {
     int64_t offset = -1;
     views_.clear();
-    int64_t wire_bytes = 0;
     bool json_payload = false;
     switch (request_.payload_case()) {
       case zb::EphemeralStreamRequest::kIngestRecord: {
@@ -328,13 +471,18 @@ class StreamReactor final
         return Refuse(grpc::StatusCode::INVALID_ARGUMENT,
                       "request has no payload (expected ingest_record or ingest_record_batch)");
     }
+    return HandleIngest(offset, json_payload, message_bytes);
+  }
+
+  // An ingest request whose records are in views_ (pointing into the received bytes).
+  bool HandleIngest(int64_t offset, bool json_payload, size_t message_bytes) {
+    int64_t wire_bytes = 0;
     if (offset != next_offset_) {
       return Refuse(grpc::StatusCode::INVALID_ARGUMENT,
                     "Non-incremental offset: got offset_id " + std::to_string(offset) +
                         ", expected " + std::to_string(next_offset_) +
                         " (offsets count requests 0, 1, 2, ... on each stream)");
     }
-    size_t message_bytes = request_.ByteSizeLong();
     if (static_cast<int64_t>(message_bytes) > svc_->max_message_bytes) {
       return Refuse(grpc::StatusCode::INVALID_ARGUMENT,
                     "request at offset " + std::to_string(offset) + " is " +
@@ -414,7 +562,7 @@ class StreamReactor final
       EvaluateAcksLocked();
     }
     Act(lock);
-    if (resume) StartRead(&request_);
+    if (resume) StartRead(&read_buffer_);
   }
 
   // ---- faults and acks (mu_ held) ---------------------------------------------------------
@@ -530,16 +678,19 @@ class StreamReactor final
     bool write = false, finish = false;
     if (!write_in_flight_ && !finished_) {
       if (!pending_writes_.empty()) {
-        current_write_ = std::move(pending_writes_.front());
-        pending_writes_.pop_front();
+        const zb::EphemeralStreamResponse& next = pending_writes_.front();
+        std::string bytes = next.SerializeAsString();
+        grpc::Slice slice(bytes);
+        current_write_ = grpc::ByteBuffer(&slice, 1);
         write_in_flight_ = true;
         write = true;
-        if (current_write_.has_ingest_record_response() && stats_) {
+        if (next.has_ingest_record_response() && stats_) {
           stats_->acks.fetch_add(1, std::memory_order_relaxed);
           stats_->last_ack_offset.store(
-              current_write_.ingest_record_response().durability_ack_up_to_offset(),
+              next.ingest_record_response().durability_ack_up_to_offset(),
               std::memory_order_relaxed);
         }
+        pending_writes_.pop_front();
       } else if (finish_requested_) {
         finished_ = true;
         finish = true;
@@ -553,11 +704,13 @@ class StreamReactor final
 
   ZerobusService* service_;
   const ServiceContext* svc_;
-  grpc::CallbackServerContext* ctx_;
+  grpc::GenericCallbackServerContext* ctx_;
   std::shared_ptr<StreamReactor> self_;
 
   // Read path only (one read at a time), no lock needed.
-  zb::EphemeralStreamRequest request_;
+  grpc::ByteBuffer read_buffer_;
+  grpc::Slice read_slice_;
+  zb::EphemeralStreamRequest request_;  // create_stream and unusual encodings
   std::vector<std::string_view> views_;
   std::unique_ptr<RecordDecoder> decoder_;
   std::shared_ptr<Table> table_;
@@ -580,15 +733,18 @@ class StreamReactor final
   int64_t pending_bytes_ = 0;  // appended, not yet durable
   bool read_paused_ = false;
   std::deque<zb::EphemeralStreamResponse> pending_writes_;
-  zb::EphemeralStreamResponse current_write_;
+  grpc::ByteBuffer current_write_;
   bool write_in_flight_ = false;
   bool finish_requested_ = false;
   bool finished_ = false;
   grpc::Status finish_status_;
 };
 
-grpc::ServerBidiReactor<zb::EphemeralStreamRequest, zb::EphemeralStreamResponse>*
-ZerobusService::EphemeralStream(grpc::CallbackServerContext* context) {
+grpc::ServerGenericBidiReactor* ZerobusService::CreateReactor(
+    grpc::GenericCallbackServerContext* context) {
+  if (context->method() != kEphemeralStreamMethod) {
+    return grpc::CallbackGenericService::CreateReactor(context);  // UNIMPLEMENTED
+  }
   auto reactor = std::make_shared<StreamReactor>(this, &context_, context);
   reactor->Begin();
   return reactor.get();

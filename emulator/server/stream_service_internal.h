@@ -11,6 +11,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -18,6 +20,8 @@
 #include "server/faults.h"
 #include "server/scheduler_internal.h"
 #include "store/table_store.h"
+#include <grpcpp/generic/async_generic_service.h>
+
 #include "zerobus.grpc.pb.h"
 
 namespace arrow_zerobus::emulator {
@@ -56,6 +60,21 @@ class StatsRegistry {
   std::atomic<int64_t> open_{0};
 };
 
+// An ingest request read straight from its wire bytes.
+struct WireIngest {
+  int64_t offset = 0;
+  bool json = false;   // json_record / json_batch
+  bool batch = false;  // ingest_record_batch
+};
+
+// Parses the common encoding of an EphemeralStreamRequest holding one ingest_record or
+// ingest_record_batch with its offset_id and records; appends each record's bytes to `records`
+// as views into `message`. Returns false for anything else (create_stream, a missing offset or
+// record, repeated payloads, malformed bytes): the caller then parses with the generated
+// classes, which give the exact protobuf semantics and the error messages.
+bool ParseIngestWire(std::string_view message, WireIngest* out,
+                     std::vector<std::string_view>* records);
+
 struct ServiceContext {
   std::shared_ptr<TableStore> store;
   TokenStore* tokens = nullptr;
@@ -71,14 +90,17 @@ struct ServiceContext {
 
 class StreamReactor;
 
+inline constexpr const char* kEphemeralStreamMethod = "/databricks.zerobus.Zerobus/EphemeralStream";
+
+// Serves EphemeralStream as a generic (byte buffer) callback service: requests are parsed from
+// the received bytes by ParseIngestWire, so records are views into gRPC's buffer instead of one
+// std::string each (see docs/emulator.md). Other methods answer UNIMPLEMENTED.
 // Thread-safe. Must outlive the grpc::Server it is registered with.
-class ZerobusService final : public databricks::zerobus::Zerobus::CallbackService {
+class ZerobusService final : public grpc::CallbackGenericService {
  public:
   explicit ZerobusService(ServiceContext context) : context_(std::move(context)) {}
 
-  grpc::ServerBidiReactor<databricks::zerobus::EphemeralStreamRequest,
-                          databricks::zerobus::EphemeralStreamResponse>*
-  EphemeralStream(grpc::CallbackServerContext* context) override;
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* context) override;
 
   // Re-evaluates every open stream's acks (after faults changed, e.g. withheld acks released).
   void KickAll();

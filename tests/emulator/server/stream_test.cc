@@ -1,10 +1,12 @@
 // The EphemeralStream protocol over real loopback gRPC: happy paths, create_stream refusals,
 // offsets, limits, malformed records, acks, vanishing clients.
+#include <future>
 #include <regex>
 #include <thread>
 
 #include <arrow/api.h>
 #include <gmock/gmock.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -504,6 +506,21 @@ TEST_F(StreamTest, ReadingPausesWhileRowsAreNotDurableAndResumes) {
   auto t = ReadBack();
   ASSERT_NE(t, nullptr);
   EXPECT_EQ(t->num_rows(), kRequests);
+}
+
+TEST_F(StreamTest, OtherMethodsAreUnimplemented) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(emulator_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Slice empty("", 0);
+  grpc::ByteBuffer request(&empty, 1), response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/databricks.zerobus.Zerobus/Other", grpc::StubOptions(), &request,
+                 &response, [&](grpc::Status st) { done.set_value(st); });
+  grpc::Status st = done.get_future().get();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST_F(StreamTest, NullSinkAcksWithoutStoring) {
