@@ -143,8 +143,10 @@ int Send(const std::string& path, const SendOptions& o) {
                 static_cast<long long>(result->failed_count), result->attempts,
                 result->latency_ms.value_or(0));
     for (const auto& f : result->failed_rows) {
+      // The message names the column, the row within the batch, and the value.
       if (shown++ < o.max_errors) {
-        std::printf("  row %lld: %s\n", static_cast<long long>(base + f.row_index), f.message.c_str());
+        std::printf("  file row %lld: %s\n", static_cast<long long>(base + f.row_index),
+                    f.message.c_str());
       }
     }
     rows += result->total_rows;
