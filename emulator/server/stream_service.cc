@@ -68,6 +68,8 @@ struct WireReader {
     }
     return false;
   }
+  // A field key: protobuf refuses field number 0 and keys beyond 32 bits.
+  bool Tag(uint64_t* tag) { return Varint(tag) && *tag <= UINT32_MAX && (*tag >> 3) != 0; }
   bool Bytes(std::string_view* out) {
     uint64_t len;
     if (!Varint(&len) || len > static_cast<uint64_t>(end - p)) return false;
@@ -99,7 +101,7 @@ bool ParseRecordList(std::string_view bytes, std::vector<std::string_view>* reco
   WireReader r = Reader(bytes);
   while (r.p < r.end) {
     uint64_t tag;
-    if (!r.Varint(&tag)) return false;
+    if (!r.Tag(&tag)) return false;
     if (tag == ((1 << 3) | 2)) {
       std::string_view rec;
       if (!r.Bytes(&rec)) return false;
@@ -120,7 +122,7 @@ bool ParseIngestWire(std::string_view message, WireIngest* out,
   int payloads = 0;
   while (top.p < top.end) {
     uint64_t tag;
-    if (!top.Varint(&tag)) return false;
+    if (!top.Tag(&tag)) return false;
     uint64_t field = tag >> 3;
     if (field == 1) return false;  // create_stream
     if (field == 2 || field == 3) {
@@ -138,7 +140,7 @@ bool ParseIngestWire(std::string_view message, WireIngest* out,
   size_t first = records->size();
   while (r.p < r.end) {
     uint64_t tag;
-    if (!r.Varint(&tag)) return false;
+    if (!r.Tag(&tag)) return false;
     uint64_t field = tag >> 3;
     uint32_t wire_type = static_cast<uint32_t>(tag & 7);
     if (field == 1 && wire_type == 0) {

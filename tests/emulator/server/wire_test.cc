@@ -51,6 +51,50 @@ TEST(IngestWire, MatchesProtobufOnRandomRequests) {
   }
 }
 
+TEST(IngestWire, MutatedBytesNeverDisagreeWithProtobuf) {
+  // Whenever the fast path accepts bytes, protobuf must parse them to the same request.
+  std::mt19937_64 rng(7);
+  int accepted = 0;
+  for (int i = 0; i < 3000; ++i) {
+    auto r = (i % 2) ? ProtoBatch(static_cast<int64_t>(rng() % 100), {"ab", "cde", "f"})
+                     : JsonRecord(static_cast<int64_t>(rng() % 100), R"({"id": 1})");
+    std::string bytes = r.SerializeAsString();
+    int flips = 1 + static_cast<int>(rng() % 3);
+    for (int f = 0; f < flips; ++f) bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    if (rng() % 4 == 0) bytes.resize(rng() % (bytes.size() + 1));
+    WireIngest w;
+    bool ok;
+    auto views = Parse(bytes, &w, &ok);
+    if (!ok) continue;
+    ++accepted;
+    zb::EphemeralStreamRequest parsed;
+    ASSERT_TRUE(parsed.ParseFromString(bytes)) << i << " " << ::testing::PrintToString(bytes);
+    std::vector<std::string> expected;
+    int64_t offset;
+    if (parsed.has_ingest_record_batch()) {
+      const auto& b = parsed.ingest_record_batch();
+      ASSERT_TRUE(b.has_offset_id());
+      offset = b.offset_id();
+      ASSERT_EQ(w.json, b.has_json_batch());
+      for (const auto& x : b.has_json_batch() ? b.json_batch().records()
+                                             : b.proto_encoded_batch().records()) {
+        expected.push_back(x);
+      }
+    } else {
+      ASSERT_TRUE(parsed.has_ingest_record()) << i;
+      const auto& rec = parsed.ingest_record();
+      ASSERT_TRUE(rec.has_offset_id());
+      offset = rec.offset_id();
+      ASSERT_EQ(w.json, rec.has_json_record());
+      expected.push_back(rec.has_json_record() ? rec.json_record() : rec.proto_encoded_record());
+    }
+    EXPECT_EQ(w.offset, offset) << i;
+    ASSERT_EQ(views.size(), expected.size()) << i;
+    for (size_t k = 0; k < views.size(); ++k) EXPECT_EQ(views[k], expected[k]) << i;
+  }
+  EXPECT_GT(accepted, 100);  // the property was exercised, not vacuous
+}
+
 TEST(IngestWire, UnknownFieldsAreSkipped) {
   auto r = ProtoBatch(7, {"a", "bc"});
   r.mutable_unknown_fields()->AddVarint(99, 5);
