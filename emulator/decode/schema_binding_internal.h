@@ -13,6 +13,8 @@
 #include <arrow/type_fwd.h>
 #include <google/protobuf/descriptor.pb.h>
 
+#include "arrow_zerobus/schema.h"
+
 namespace arrow_zerobus::emulator::internal {
 
 using google::protobuf::DescriptorProto;
@@ -73,8 +75,8 @@ struct BoundMessage {
 arrow::Result<std::shared_ptr<BoundMessage>> BindDescriptor(const DescriptorProto& descriptor,
                                                             const arrow::Schema& schema);
 
-// Name of a proto field type ("int64", "string", "message", ...).
-std::string_view ProtoTypeName(FieldDescriptorProto::Type type);
+// Name of a proto field type ("int64", "string", "message", ...): the library's.
+using ::arrow_zerobus::ProtoTypeName;
 bool IsIntegerProtoType(FieldDescriptorProto::Type type);
 
 }  // namespace arrow_zerobus::emulator::internal

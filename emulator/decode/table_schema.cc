@@ -10,6 +10,7 @@
 #include <arrow/util/checked_cast.h>
 #include <nlohmann/json.hpp>
 
+#include "arrow_zerobus/delta_types.h"
 #include "decode/emulator_status.h"
 #include "decode/schema_binding_internal.h"
 
@@ -49,137 +50,6 @@ std::shared_ptr<arrow::DataType> MapOf(std::shared_ptr<arrow::DataType> key,
   return std::make_shared<arrow::MapType>(std::move(key),
                                           arrow::field("value", std::move(value), nullable));
 }
-
-// --- type text parser -------------------------------------------------------------------------
-
-class TypeTextParser {
- public:
-  explicit TypeTextParser(std::string_view text) : text_(text) {}
-
-  arrow::Result<std::shared_ptr<arrow::DataType>> ParseAll() {
-    ARROW_ASSIGN_OR_RAISE(auto type, Parse(0));
-    SkipSpace();
-    if (pos_ != text_.size()) return Error("unexpected text after the type");
-    return type;
-  }
-
- private:
-  arrow::Status Error(std::string_view what) const {
-    return InvalidArgument("bad type text '" + std::string(text_) + "': " + std::string(what) +
-                           " at position " + std::to_string(pos_));
-  }
-  void SkipSpace() {
-    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
-  }
-  bool Consume(char c) {
-    SkipSpace();
-    if (pos_ < text_.size() && text_[pos_] == c) {
-      ++pos_;
-      return true;
-    }
-    return false;
-  }
-  std::string_view Word() {
-    SkipSpace();
-    size_t start = pos_;
-    while (pos_ < text_.size() &&
-           (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_')) {
-      ++pos_;
-    }
-    return text_.substr(start, pos_ - start);
-  }
-  arrow::Result<int> Number() {
-    std::string_view w = Word();
-    if (w.empty() || w.size() > 3 ||
-        !std::all_of(w.begin(), w.end(), [](char c) { return std::isdigit((unsigned char)c); })) {
-      return Error("expected a number");
-    }
-    return std::stoi(std::string(w));
-  }
-
-  arrow::Result<std::shared_ptr<arrow::DataType>> Parse(int depth) {
-    if (depth > kMaxDepth) return Error("nesting too deep");
-    std::string word = Lower(Word());
-    if (word.empty()) return Error("expected a type name");
-    if (word == "boolean" || word == "bool") return arrow::boolean();
-    if (word == "tinyint" || word == "byte") return arrow::int8();
-    if (word == "smallint" || word == "short") return arrow::int16();
-    if (word == "int" || word == "integer") return arrow::int32();
-    if (word == "bigint" || word == "long") return arrow::int64();
-    if (word == "float" || word == "real") return arrow::float32();
-    if (word == "double") return arrow::float64();
-    if (word == "string") return arrow::utf8();
-    // VARIANT columns hold the JSON text as a string (the Delta variant encoding is not written).
-    if (word == "variant") return arrow::utf8();
-    if (word == "binary") return arrow::binary();
-    if (word == "date") return arrow::date32();
-    if (word == "timestamp") return arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
-    if (word == "timestamp_ntz") return arrow::timestamp(arrow::TimeUnit::MICRO);
-    if (word == "decimal" || word == "dec" || word == "numeric") {
-      int precision = 10, scale = 0;
-      if (Consume('(')) {
-        ARROW_ASSIGN_OR_RAISE(precision, Number());
-        if (Consume(',')) {
-          ARROW_ASSIGN_OR_RAISE(scale, Number());
-        }
-        if (!Consume(')')) return Error("expected ')'");
-      }
-      if (precision < 1 || precision > 38 || scale < 0 || scale > precision) {
-        return Error("decimal precision must be 1..38 and scale 0..precision");
-      }
-      return arrow::decimal128(precision, scale);
-    }
-    if (word == "array") {
-      if (!Consume('<')) return Error("expected '<'");
-      ARROW_ASSIGN_OR_RAISE(auto element, Parse(depth + 1));
-      if (!Consume('>')) return Error("expected '>'");
-      return ListOf(element, true);
-    }
-    if (word == "map") {
-      if (!Consume('<')) return Error("expected '<'");
-      ARROW_ASSIGN_OR_RAISE(auto key, Parse(depth + 1));
-      if (!Consume(',')) return Error("expected ','");
-      ARROW_ASSIGN_OR_RAISE(auto value, Parse(depth + 1));
-      if (!Consume('>')) return Error("expected '>'");
-      if (key->id() == arrow::Type::LIST || key->id() == arrow::Type::MAP ||
-          key->id() == arrow::Type::STRUCT) {
-        return Error("map keys must be a primitive type");
-      }
-      return MapOf(key, value, true);
-    }
-    if (word == "struct") {
-      if (!Consume('<')) return Error("expected '<'");
-      arrow::FieldVector fields;
-      std::unordered_set<std::string> names;
-      if (!Consume('>')) {
-        do {
-          std::string name(Word());
-          if (!IsValidName(name)) return Error("bad struct field name");
-          if (!names.insert(Lower(name)).second) return Error("duplicate struct field '" + name + "'");
-          Consume(':');  // "a:int" and "a int" are both accepted
-          ARROW_ASSIGN_OR_RAISE(auto type, Parse(depth + 1));
-          bool nullable = true;
-          SkipSpace();
-          size_t save = pos_;
-          std::string not_word = Lower(Word());
-          if (not_word == "not") {
-            if (Lower(Word()) != "null") return Error("expected NOT NULL");
-            nullable = false;
-          } else {
-            pos_ = save;
-          }
-          fields.push_back(arrow::field(name, type, nullable));
-        } while (Consume(','));
-        if (!Consume('>')) return Error("expected '>'");
-      }
-      return arrow::struct_(std::move(fields));
-    }
-    return Error("unknown type '" + word + "'");
-  }
-
-  std::string_view text_;
-  size_t pos_ = 0;
-};
 
 // --- normalization ------------------------------------------------------------------------------
 
@@ -351,7 +221,12 @@ arrow::Result<std::shared_ptr<arrow::DataType>> TypeFromDeltaJson(const json& j,
 // --- public functions ----------------------------------------------------------------------------
 
 arrow::Result<std::shared_ptr<arrow::DataType>> ParseTypeText(std::string_view text) {
-  return TypeTextParser(text).ParseAll();
+  // The library's parser with the table-model rules; the emulator answers INVALID_ARGUMENT.
+  TypeTextOptions options = TypeTextOptions::Defaults();
+  options.strict_names = true;
+  auto type = ParseDeltaTypeText(text, options);
+  if (!type.ok()) return InvalidArgument("bad " + type.status().message());
+  return type;
 }
 
 arrow::Result<std::shared_ptr<arrow::Schema>> NormalizeTableSchema(const arrow::Schema& schema) {
@@ -421,42 +296,9 @@ arrow::Result<std::shared_ptr<arrow::Schema>> SchemaFromDeclaration(std::string_
 }
 
 std::string TypeText(const arrow::DataType& type) {
-  switch (type.id()) {
-    case arrow::Type::BOOL: return "boolean";
-    case arrow::Type::INT8: return "tinyint";
-    case arrow::Type::INT16: return "smallint";
-    case arrow::Type::INT32: return "int";
-    case arrow::Type::INT64: return "bigint";
-    case arrow::Type::FLOAT: return "float";
-    case arrow::Type::DOUBLE: return "double";
-    case arrow::Type::STRING: return "string";
-    case arrow::Type::BINARY: return "binary";
-    case arrow::Type::DATE32: return "date";
-    case arrow::Type::TIMESTAMP:
-      return checked_cast<const arrow::TimestampType&>(type).timezone().empty() ? "timestamp_ntz"
-                                                                                 : "timestamp";
-    case arrow::Type::DECIMAL128: {
-      const auto& dec = checked_cast<const arrow::Decimal128Type&>(type);
-      return "decimal(" + std::to_string(dec.precision()) + "," + std::to_string(dec.scale()) + ")";
-    }
-    case arrow::Type::LIST:
-      return "array<" + TypeText(*checked_cast<const arrow::ListType&>(type).value_type()) + ">";
-    case arrow::Type::MAP: {
-      const auto& map = checked_cast<const arrow::MapType&>(type);
-      return "map<" + TypeText(*map.key_type()) + "," + TypeText(*map.item_type()) + ">";
-    }
-    case arrow::Type::STRUCT: {
-      std::string out = "struct<";
-      for (int i = 0; i < type.num_fields(); ++i) {
-        if (i > 0) out += ",";
-        out += type.field(i)->name() + ":" + TypeText(*type.field(i)->type());
-        if (!type.field(i)->nullable()) out += " not null";
-      }
-      return out + ">";
-    }
-    default:
-      return type.ToString();
-  }
+  // Table types always render; anything else (not a table type) shows as Arrow prints it.
+  auto text = DeltaTypeText(type.GetSharedPtr(), "");
+  return text.ok() ? *text : type.ToString();
 }
 
 std::string TypeName(const arrow::DataType& type) {
@@ -528,30 +370,6 @@ std::string UnityCatalogColumnsJson(const arrow::Schema& schema) {
 // --- descriptor side ------------------------------------------------------------------------------
 
 namespace internal {
-
-std::string_view ProtoTypeName(FieldDescriptorProto::Type type) {
-  switch (type) {
-    case FieldDescriptorProto::TYPE_DOUBLE: return "double";
-    case FieldDescriptorProto::TYPE_FLOAT: return "float";
-    case FieldDescriptorProto::TYPE_INT64: return "int64";
-    case FieldDescriptorProto::TYPE_UINT64: return "uint64";
-    case FieldDescriptorProto::TYPE_INT32: return "int32";
-    case FieldDescriptorProto::TYPE_FIXED64: return "fixed64";
-    case FieldDescriptorProto::TYPE_FIXED32: return "fixed32";
-    case FieldDescriptorProto::TYPE_BOOL: return "bool";
-    case FieldDescriptorProto::TYPE_STRING: return "string";
-    case FieldDescriptorProto::TYPE_GROUP: return "group";
-    case FieldDescriptorProto::TYPE_MESSAGE: return "message";
-    case FieldDescriptorProto::TYPE_BYTES: return "bytes";
-    case FieldDescriptorProto::TYPE_UINT32: return "uint32";
-    case FieldDescriptorProto::TYPE_ENUM: return "enum";
-    case FieldDescriptorProto::TYPE_SFIXED32: return "sfixed32";
-    case FieldDescriptorProto::TYPE_SFIXED64: return "sfixed64";
-    case FieldDescriptorProto::TYPE_SINT32: return "sint32";
-    case FieldDescriptorProto::TYPE_SINT64: return "sint64";
-  }
-  return "unknown";
-}
 
 bool IsIntegerProtoType(FieldDescriptorProto::Type type) {
   switch (type) {

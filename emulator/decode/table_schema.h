@@ -37,6 +37,8 @@ using google::protobuf::DescriptorProto;
 // Parses a Delta/UC type text ("bigint", "array<int>", "struct<a:int,b:string>",
 // "map<string,bigint>", "decimal(10,2)", "timestamp_ntz", ...; case-insensitive, spaces
 // allowed). Nested struct fields and array elements / map values parsed from text are nullable.
+// The library's ParseDeltaTypeText with strict_names (identifier struct field names, unique;
+// primitive map keys); errors are INVALID_ARGUMENT "bad type text '...' ...".
 arrow::Result<std::shared_ptr<arrow::DataType>> ParseTypeText(std::string_view text);
 
 // Table declaration JSON:

@@ -3,6 +3,7 @@
 
 #include "arrow_zerobus/auth.h"
 #include "arrow_zerobus/config.h"
+#include "arrow_zerobus/delta_types.h"
 #include "arrow_zerobus/debug.h"
 #include "arrow_zerobus/encode.h"
 #include "arrow_zerobus/errors.h"

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -34,6 +35,10 @@ arrow::Result<DescriptorProto> DescriptorFromArrowSchema(
 // Readable proto2 text of a descriptor (one message with its nested types), for users to see
 // what is sent. Not guaranteed to round-trip comments or options other than map_entry/packed.
 std::string DescriptorToProtoText(const DescriptorProto& descriptor);
+
+// The .proto name of a field type: "int64", "sfixed32", "string", "bytes", ..., and "message",
+// "enum", "group" for those kinds ("unknown" for a value outside the enum).
+std::string_view ProtoTypeName(FieldDescriptorProto::Type type);
 
 // ---------------------------------------------------------------------------------------------
 // The Delta table rows of a schema land in (type-mapping.md, third column). Zerobus does not

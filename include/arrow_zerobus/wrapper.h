@@ -142,6 +142,7 @@ class ZerobusWrapper {
 // int int32, bigint int64, float, double, boolean, string/varchar/char utf8, binary, date
 // date32, timestamp timestamp[us, UTC], timestamp_ntz timestamp[us], decimal(p,s)
 // decimal128, variant utf8 (JSON text). Conversion error naming the text and position.
+// Same as ParseDeltaTypeText (delta_types.h) with default options.
 arrow::Result<std::shared_ptr<arrow::DataType>> ArrowTypeFromTypeText(std::string_view type_text);
 
 // The Arrow schema of a Unity Catalog table from the JSON of

@@ -49,28 +49,8 @@ const uint8_t* ValidityOrNull(const arrow::ArrayData& data) {
 }
 
 const char* ProtoTypeName(FieldDescriptorProto::Type type) {
-  using T = FieldDescriptorProto;
-  switch (type) {
-    case T::TYPE_DOUBLE: return "double";
-    case T::TYPE_FLOAT: return "float";
-    case T::TYPE_INT64: return "int64";
-    case T::TYPE_UINT64: return "uint64";
-    case T::TYPE_INT32: return "int32";
-    case T::TYPE_FIXED64: return "fixed64";
-    case T::TYPE_FIXED32: return "fixed32";
-    case T::TYPE_BOOL: return "bool";
-    case T::TYPE_STRING: return "string";
-    case T::TYPE_GROUP: return "group";
-    case T::TYPE_MESSAGE: return "message";
-    case T::TYPE_BYTES: return "bytes";
-    case T::TYPE_UINT32: return "uint32";
-    case T::TYPE_ENUM: return "enum";
-    case T::TYPE_SFIXED32: return "sfixed32";
-    case T::TYPE_SFIXED64: return "sfixed64";
-    case T::TYPE_SINT32: return "sint32";
-    case T::TYPE_SINT64: return "sint64";
-  }
-  return "unknown";
+  // The public table's names are literals, so data() is NUL-terminated.
+  return ::arrow_zerobus::ProtoTypeName(type).data();
 }
 
 namespace {

@@ -7,32 +7,13 @@ namespace arrow_zerobus {
 
 namespace {
 
-const char* ScalarName(FieldDescriptorProto::Type type) {
-  switch (type) {
-    case FieldDescriptorProto::TYPE_DOUBLE: return "double";
-    case FieldDescriptorProto::TYPE_FLOAT: return "float";
-    case FieldDescriptorProto::TYPE_INT64: return "int64";
-    case FieldDescriptorProto::TYPE_UINT64: return "uint64";
-    case FieldDescriptorProto::TYPE_INT32: return "int32";
-    case FieldDescriptorProto::TYPE_FIXED64: return "fixed64";
-    case FieldDescriptorProto::TYPE_FIXED32: return "fixed32";
-    case FieldDescriptorProto::TYPE_BOOL: return "bool";
-    case FieldDescriptorProto::TYPE_STRING: return "string";
-    case FieldDescriptorProto::TYPE_BYTES: return "bytes";
-    case FieldDescriptorProto::TYPE_UINT32: return "uint32";
-    case FieldDescriptorProto::TYPE_SFIXED32: return "sfixed32";
-    case FieldDescriptorProto::TYPE_SFIXED64: return "sfixed64";
-    case FieldDescriptorProto::TYPE_SINT32: return "sint32";
-    case FieldDescriptorProto::TYPE_SINT64: return "sint64";
-    case FieldDescriptorProto::TYPE_GROUP: return "group";
-    default: return nullptr;  // message / enum: named by type_name
-  }
-}
-
 // Type names are written without the leading '.', which resolves the same in a file with no
 // package and reads better.
 std::string TypeRef(const FieldDescriptorProto& field) {
-  if (const char* scalar = ScalarName(field.type())) return scalar;
+  if (field.type() != FieldDescriptorProto::TYPE_MESSAGE &&
+      field.type() != FieldDescriptorProto::TYPE_ENUM) {
+    return std::string(ProtoTypeName(field.type()));
+  }
   const std::string& name = field.type_name();
   return !name.empty() && name[0] == '.' ? name.substr(1) : name;
 }
@@ -93,6 +74,30 @@ void RenderMessage(const DescriptorProto& msg, const std::string& indent, std::s
 }
 
 }  // namespace
+
+std::string_view ProtoTypeName(FieldDescriptorProto::Type type) {
+  switch (type) {
+    case FieldDescriptorProto::TYPE_DOUBLE: return "double";
+    case FieldDescriptorProto::TYPE_FLOAT: return "float";
+    case FieldDescriptorProto::TYPE_INT64: return "int64";
+    case FieldDescriptorProto::TYPE_UINT64: return "uint64";
+    case FieldDescriptorProto::TYPE_INT32: return "int32";
+    case FieldDescriptorProto::TYPE_FIXED64: return "fixed64";
+    case FieldDescriptorProto::TYPE_FIXED32: return "fixed32";
+    case FieldDescriptorProto::TYPE_BOOL: return "bool";
+    case FieldDescriptorProto::TYPE_STRING: return "string";
+    case FieldDescriptorProto::TYPE_GROUP: return "group";
+    case FieldDescriptorProto::TYPE_MESSAGE: return "message";
+    case FieldDescriptorProto::TYPE_BYTES: return "bytes";
+    case FieldDescriptorProto::TYPE_UINT32: return "uint32";
+    case FieldDescriptorProto::TYPE_ENUM: return "enum";
+    case FieldDescriptorProto::TYPE_SFIXED32: return "sfixed32";
+    case FieldDescriptorProto::TYPE_SFIXED64: return "sfixed64";
+    case FieldDescriptorProto::TYPE_SINT32: return "sint32";
+    case FieldDescriptorProto::TYPE_SINT64: return "sint64";
+  }
+  return "unknown";
+}
 
 std::string DescriptorToProtoText(const DescriptorProto& descriptor) {
   std::string out = "syntax = \"proto2\";\n\n";

@@ -2,13 +2,13 @@
 // column holds, then generate the descriptor with the same mapping as for Arrow batches
 // (DescriptorFromArrowSchema), so a batch bound to it writes what the table expects.
 #include <algorithm>
-#include <cctype>
 #include <string>
 #include <string_view>
 
 #include <arrow/type.h>
 #include <nlohmann/json.hpp>
 
+#include "arrow_zerobus/delta_types.h"
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/wrapper.h"
 #include "auth/http_internal.h"
@@ -16,212 +16,6 @@
 namespace arrow_zerobus {
 
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// Recursive-descent parser over one type text.
-class TypeTextParser {
- public:
-  explicit TypeTextParser(std::string_view text) : text_(text) {}
-
-  arrow::Result<std::shared_ptr<arrow::DataType>> ParseAll() {
-    ARROW_ASSIGN_OR_RAISE(auto type, ParseType(0));
-    SkipSpace();
-    if (pos_ != text_.size()) return Error("unexpected '" + std::string(text_.substr(pos_)) + "'");
-    return type;
-  }
-
- private:
-  static constexpr int kMaxDepth = 100;
-
-  arrow::Status Error(const std::string& what) const {
-    return ConversionError("type text '" + std::string(text_) + "' at position " +
-                           std::to_string(pos_) + ": " + what);
-  }
-
-  void SkipSpace() {
-    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
-  }
-
-  bool Accept(char c) {
-    SkipSpace();
-    if (pos_ < text_.size() && text_[pos_] == c) {
-      ++pos_;
-      return true;
-    }
-    return false;
-  }
-
-  arrow::Status Expect(char c) {
-    if (!Accept(c)) return Error(std::string("expected '") + c + "'");
-    return arrow::Status::OK();
-  }
-
-  // [A-Za-z0-9_]+ (empty when none).
-  std::string Word() {
-    SkipSpace();
-    const size_t start = pos_;
-    while (pos_ < text_.size() &&
-           (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_')) {
-      ++pos_;
-    }
-    return std::string(text_.substr(start, pos_ - start));
-  }
-
-  // A keyword at the current position (case-insensitive, whole word); consumed when it matches.
-  bool AcceptKeyword(std::string_view keyword) {
-    const size_t save = pos_;
-    if (Lower(Word()) == keyword) return true;
-    pos_ = save;
-    return false;
-  }
-
-  arrow::Result<int64_t> Integer() {
-    SkipSpace();
-    const size_t start = pos_;
-    while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) ++pos_;
-    if (start == pos_ || pos_ - start > 9) return Error("expected a number");
-    return std::stoll(std::string(text_.substr(start, pos_ - start)));
-  }
-
-  // A struct field name: a word or a `backquoted` name.
-  arrow::Result<std::string> FieldName() {
-    SkipSpace();
-    if (pos_ < text_.size() && text_[pos_] == '`') {
-      ++pos_;
-      std::string name;
-      while (pos_ < text_.size()) {
-        if (text_[pos_] == '`') {
-          if (pos_ + 1 < text_.size() && text_[pos_ + 1] == '`') {  // `` escapes a backquote
-            name += '`';
-            pos_ += 2;
-            continue;
-          }
-          ++pos_;
-          return name;
-        }
-        name += text_[pos_++];
-      }
-      return Error("unterminated `name`");
-    }
-    std::string name = Word();
-    if (name.empty()) return Error("expected a field name");
-    return name;
-  }
-
-  // COMMENT 'text' after a struct field: skipped.
-  arrow::Status SkipComment() {
-    const size_t save = pos_;
-    if (!AcceptKeyword("comment")) {
-      pos_ = save;
-      return arrow::Status::OK();
-    }
-    SkipSpace();
-    if (pos_ >= text_.size() || (text_[pos_] != '\'' && text_[pos_] != '"')) {
-      return Error("expected a quoted comment");
-    }
-    const char quote = text_[pos_++];
-    while (pos_ < text_.size() && text_[pos_] != quote) {
-      if (text_[pos_] == '\\') ++pos_;
-      ++pos_;
-    }
-    if (pos_ >= text_.size()) return Error("unterminated comment");
-    ++pos_;
-    return arrow::Status::OK();
-  }
-
-  arrow::Result<std::shared_ptr<arrow::DataType>> ParseType(int depth) {
-    if (depth > kMaxDepth) return Error("nesting deeper than " + std::to_string(kMaxDepth));
-    const size_t start = pos_;
-    const std::string word = Lower(Word());
-    if (word.empty()) return Error("expected a type");
-    if (word == "array") {
-      ARROW_RETURN_NOT_OK(Expect('<'));
-      ARROW_ASSIGN_OR_RAISE(auto element, ParseType(depth + 1));
-      ARROW_RETURN_NOT_OK(Expect('>'));
-      return arrow::list(arrow::field("element", element));
-    }
-    if (word == "map") {
-      ARROW_RETURN_NOT_OK(Expect('<'));
-      ARROW_ASSIGN_OR_RAISE(auto key, ParseType(depth + 1));
-      ARROW_RETURN_NOT_OK(Expect(','));
-      ARROW_ASSIGN_OR_RAISE(auto value, ParseType(depth + 1));
-      ARROW_RETURN_NOT_OK(Expect('>'));
-      return std::static_pointer_cast<arrow::DataType>(std::make_shared<arrow::MapType>(
-          arrow::field("key", key, false), arrow::field("value", value)));
-    }
-    if (word == "struct") {
-      ARROW_RETURN_NOT_OK(Expect('<'));
-      arrow::FieldVector fields;
-      if (!Accept('>')) {
-        do {
-          ARROW_ASSIGN_OR_RAISE(std::string name, FieldName());
-          Accept(':');  // Spark writes "a:int"; DDL style "a int" has no colon
-          ARROW_ASSIGN_OR_RAISE(auto type, ParseType(depth + 1));
-          bool nullable = true;
-          const size_t save = pos_;
-          if (AcceptKeyword("not")) {
-            if (!AcceptKeyword("null")) return Error("expected NOT NULL");
-            nullable = false;
-          } else {
-            pos_ = save;
-          }
-          ARROW_RETURN_NOT_OK(SkipComment());
-          fields.push_back(arrow::field(std::move(name), std::move(type), nullable));
-        } while (Accept(','));
-        ARROW_RETURN_NOT_OK(Expect('>'));
-      }
-      if (fields.empty()) return Error("a struct needs at least one field");
-      return arrow::struct_(std::move(fields));
-    }
-    if (word == "decimal" || word == "dec" || word == "numeric") {
-      int64_t precision = 10, scale = 0;  // Spark's default DECIMAL
-      if (Accept('(')) {
-        ARROW_ASSIGN_OR_RAISE(precision, Integer());
-        if (Accept(',')) {
-          ARROW_ASSIGN_OR_RAISE(scale, Integer());
-        }
-        ARROW_RETURN_NOT_OK(Expect(')'));
-      }
-      if (precision < 1 || precision > 38 || scale > precision) {
-        return Error("decimal(" + std::to_string(precision) + "," + std::to_string(scale) +
-                     ") needs 1 <= precision <= 38 and scale <= precision");
-      }
-      return arrow::decimal128(static_cast<int32_t>(precision), static_cast<int32_t>(scale));
-    }
-    if (word == "varchar" || word == "char") {
-      if (Accept('(')) {
-        ARROW_RETURN_NOT_OK(Integer().status());
-        ARROW_RETURN_NOT_OK(Expect(')'));
-      }
-      return arrow::utf8();
-    }
-    if (word == "boolean") return arrow::boolean();
-    if (word == "tinyint" || word == "byte") return arrow::int8();
-    if (word == "smallint" || word == "short") return arrow::int16();
-    if (word == "int" || word == "integer") return arrow::int32();
-    if (word == "bigint" || word == "long") return arrow::int64();
-    if (word == "float" || word == "real") return arrow::float32();
-    if (word == "double") return arrow::float64();
-    if (word == "string") return arrow::utf8();
-    if (word == "binary") return arrow::binary();
-    if (word == "date") return arrow::date32();
-    if (word == "timestamp" || word == "timestamp_ltz") {
-      return arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
-    }
-    if (word == "timestamp_ntz") return arrow::timestamp(arrow::TimeUnit::MICRO);
-    if (word == "variant") return arrow::utf8();  // JSON text (type-mapping.md)
-    pos_ = start;
-    return Error("unsupported type '" + word + "'");
-  }
-
-  std::string_view text_;
-  size_t pos_ = 0;
-};
 
 std::string TrimSlash(std::string url) {
   while (!url.empty() && url.back() == '/') url.pop_back();
@@ -249,7 +43,7 @@ std::string DescribeErrorBody(const std::string& body) {
 }  // namespace
 
 arrow::Result<std::shared_ptr<arrow::DataType>> ArrowTypeFromTypeText(std::string_view type_text) {
-  return TypeTextParser(type_text).ParseAll();
+  return ParseDeltaTypeText(type_text);
 }
 
 arrow::Result<std::shared_ptr<arrow::Schema>> ArrowSchemaFromUnityCatalogTable(
