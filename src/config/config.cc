@@ -11,6 +11,7 @@
 
 #include "arrow_zerobus/errors.h"
 #include "config/config_internal.h"
+#include "transport/endpoint_internal.h"
 
 namespace arrow_zerobus {
 
@@ -219,84 +220,15 @@ bool IsIdentifier(std::string_view s) {
   return true;
 }
 
-bool IsHostChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
-}
-
 }  // namespace
 
 arrow::Result<EndpointInfo> ParseEndpoint(std::string_view endpoint, std::string_view option) {
-  const std::string opt(option);
-  if (endpoint.empty()) return ConfigurationError(opt + " is empty");
+  // One parser for the library: the transport's (it also dials what this accepts).
+  ARROW_ASSIGN_OR_RAISE(auto parsed, internal::ParseEndpoint(endpoint, option, ": "));
   EndpointInfo info;
-  std::string_view rest = endpoint;
-  const size_t scheme_end = rest.find("://");
-  if (scheme_end != std::string_view::npos) {
-    const std::string scheme = ToLower(rest.substr(0, scheme_end));
-    if (scheme == "https") {
-      info.tls = true;
-      info.port = 443;
-    } else if (scheme == "http") {
-      info.tls = false;
-      info.port = 80;
-    } else {
-      return ConfigurationError(opt + ": " + Quote(endpoint) + " has scheme '" + scheme +
-                                "://'; use https:// (or http:// for a local plaintext server)");
-    }
-    rest.remove_prefix(scheme_end + 3);
-  }
-  // One trailing slash is tolerated; any other path is not (gRPC endpoints have none).
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.find('/') != std::string_view::npos || rest.find('?') != std::string_view::npos) {
-    return ConfigurationError(opt + ": " + Quote(endpoint) +
-                              " has a path or query; give only scheme://host[:port]");
-  }
-  std::string_view host = rest;
-  std::string_view port_text;
-  bool has_port = false;
-  bool ipv6 = false;
-  if (!rest.empty() && rest.front() == '[') {
-    // "[::1]:50051": an IPv6 literal in brackets.
-    const size_t close = rest.find(']');
-    if (close == std::string_view::npos) {
-      return ConfigurationError(opt + ": " + Quote(endpoint) + " has an unclosed '['");
-    }
-    host = rest.substr(1, close - 1);
-    ipv6 = true;
-    const std::string_view after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        return ConfigurationError(opt + ": " + Quote(endpoint) + " has text after ']'");
-      }
-      port_text = after.substr(1);
-      has_port = true;
-    }
-  } else if (const size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    port_text = rest.substr(colon + 1);
-    has_port = true;
-  }
-  if (has_port) {
-    int port = 0;
-    const auto [ptr, ec] =
-        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() ||
-        port < 1 || port > 65535) {
-      return ConfigurationError(opt + ": " + Quote(endpoint) + " has an invalid port " +
-                                Quote(port_text) + " (1-65535)");
-    }
-    info.port = port;
-  }
-  if (host.empty()) return ConfigurationError(opt + ": " + Quote(endpoint) + " has no host");
-  for (char c : host) {
-    const bool ok = ipv6 ? (std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.')
-                         : IsHostChar(c);
-    if (!ok) {
-      return ConfigurationError(opt + ": " + Quote(endpoint) + " has an invalid host " +
-                                Quote(host));
-    }
-  }
-  info.host = std::string(host);
+  info.tls = parsed.tls;
+  info.host = std::move(parsed.host);
+  info.port = parsed.port;
   return info;
 }
 

@@ -19,7 +19,11 @@ struct Endpoint {
 };
 
 // "https://h[:p]", "http://h:p", "h[:p]" (= https). A path other than "/", a query, user info,
-// an unknown scheme, an empty host or a bad port is a Configuration error naming `option`.
-arrow::Result<Endpoint> ParseEndpoint(std::string_view url, std::string_view option = "endpoint");
+// an unknown scheme, an empty host or a bad port is a Configuration error naming `option` and
+// showing the value. The one endpoint parser: the public ParseEndpoint (config.h) wraps it.
+// `separator` goes between the option name and the quoted value: " " in the transport's
+// messages, ": " in configuration messages (like every other option there).
+arrow::Result<Endpoint> ParseEndpoint(std::string_view url, std::string_view option = "endpoint",
+                                      std::string_view separator = " ");
 
 }  // namespace arrow_zerobus::internal
