@@ -54,25 +54,6 @@ bool ForEachFramed(std::string_view framed, Fn&& fn) {
 
 }  // namespace
 
-int VarintSize(uint64_t v) {
-  int n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-int WriteVarint(uint64_t v, uint8_t* out) {
-  int n = 0;
-  while (v >= 0x80) {
-    out[n++] = static_cast<uint8_t>(v | 0x80);
-    v >>= 7;
-  }
-  out[n++] = static_cast<uint8_t>(v);
-  return n;
-}
-
 size_t MakeIngestHeader(bool batch, RecordType type, int64_t offset, size_t payload_size,
                         uint8_t* out) {
   const uint64_t off = static_cast<uint64_t>(offset);

@@ -15,6 +15,7 @@
 
 #include "arrow_zerobus/schema.h"
 #include "arrow_zerobus/stream.h"
+#include "encode/wire_internal.h"
 #include "zerobus.pb.h"
 
 namespace arrow_zerobus::internal {
@@ -24,9 +25,12 @@ inline constexpr const char* kEphemeralStreamMethod = "/databricks.zerobus.Zerob
 // The largest header MakeIngestHeader writes (three tags + three 10-byte varints).
 inline constexpr size_t kMaxIngestHeader = 33;
 
-int VarintSize(uint64_t v);
+// The encoder's varint primitives, in the byte-count form the header code uses.
+inline int VarintSize(uint64_t v) { return static_cast<int>(encode_internal::VarintSize(v)); }
 // Writes `v` as a base-128 varint; returns the bytes written.
-int WriteVarint(uint64_t v, uint8_t* out);
+inline int WriteVarint(uint64_t v, uint8_t* out) {
+  return static_cast<int>(encode_internal::WriteVarint(out, v) - out);
+}
 
 // The bytes in front of `payload_size` payload bytes that make an EphemeralStreamRequest:
 //   batch:  ingest_record_batch{offset_id, proto_encoded_batch|json_batch{<payload>}}

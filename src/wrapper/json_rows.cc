@@ -10,6 +10,7 @@
 #include <google/protobuf/descriptor.pb.h>
 
 #include "arrow_zerobus/errors.h"
+#include "encode/wire_internal.h"
 
 namespace arrow_zerobus::internal {
 
@@ -35,23 +36,6 @@ bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
     }
   }
   return false;
-}
-
-void AppendVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-int VarintSize(uint64_t v) {
-  int n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
 }
 
 template <typename T>
@@ -472,7 +456,8 @@ arrow::Result<EncodedBatch> JsonRowsConverter::Convert(const EncodedBatch& encod
                                           ": cannot be written as JSON: " + t.error()});
       continue;
     }
-    const int64_t framed = 1 + VarintSize(row.size()) + static_cast<int64_t>(row.size());
+    const int64_t framed =
+        1 + encode_internal::VarintSize(row.size()) + static_cast<int64_t>(row.size());
     if (framed > max_body) [[unlikely]] {
       failures.push_back({source_row, "row " + std::to_string(source_row) + ": row is " +
                                           std::to_string(row.size()) +
@@ -486,7 +471,9 @@ arrow::Result<EncodedBatch> JsonRowsConverter::Convert(const EncodedBatch& encod
       chunk_body = 0;
     }
     buffer.push_back(0x0A);  // JsonRecordBatch.records, field 1, length-delimited
-    AppendVarint(&buffer, row.size());
+    uint8_t length[10];
+    const uint8_t* length_end = encode_internal::WriteVarint(length, row.size());
+    buffer.append(reinterpret_cast<const char*>(length), length_end - length);
     buffer.append(row);
     chunk_body += framed;
     ++records;
