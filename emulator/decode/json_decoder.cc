@@ -9,6 +9,7 @@
 #include <arrow/util/checked_cast.h>
 #include <nlohmann/json.hpp>
 
+#include "decode/base64_internal.h"
 #include "decode/column_builder_internal.h"
 #include "decode/record_decoder.h"
 
@@ -101,34 +102,6 @@ bool ParseTimestamp(std::string_view s, bool allow_offset, int64_t* micros) {
     if (i != s.size()) return false;
   }
   *micros = (days * 86400 + seconds_of_day - offset_seconds) * 1000000 + fraction;
-  return true;
-}
-
-bool DecodeBase64(std::string_view s, std::string* out) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  while (!s.empty() && s.back() == '=') s.remove_suffix(1);
-  if (s.size() % 4 == 1) return false;
-  out->clear();
-  out->reserve(s.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : s) {
-    int v = value(c);
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
   return true;
 }
 
@@ -314,12 +287,11 @@ class JsonDecoder final : public RecordDecoder {
         return c->AppendBytes(reinterpret_cast<const uint8_t*>(s.data()), static_cast<int64_t>(s.size()));
       }
       case arrow::Type::BINARY: {
-        std::string bytes;
-        if (!v.is_string() || !DecodeBase64(v.get_ref<const std::string&>(), &bytes)) {
-          return ValueError(path, "expected base64 text, got " + Abbrev(v));
-        }
-        return c->AppendBytes(reinterpret_cast<const uint8_t*>(bytes.data()),
-                              static_cast<int64_t>(bytes.size()));
+        std::optional<std::string> bytes;
+        if (v.is_string()) bytes = DecodeBase64(v.get_ref<const std::string&>());
+        if (!bytes) return ValueError(path, "expected base64 text, got " + Abbrev(v));
+        return c->AppendBytes(reinterpret_cast<const uint8_t*>(bytes->data()),
+                              static_cast<int64_t>(bytes->size()));
       }
       case arrow::Type::DECIMAL128: {
         std::string text;

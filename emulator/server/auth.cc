@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "decode/base64_internal.h"
+
 namespace arrow_zerobus::emulator {
 
 namespace {
@@ -15,35 +17,6 @@ using json = nlohmann::json;
 HttpReply OAuthError(int status, std::string_view error, std::string description) {
   json body = {{"error", std::string(error)}, {"error_description", std::move(description)}};
   return {status, body.dump()};
-}
-
-std::optional<std::string> DecodeBase64(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t i = 0;
-  for (; i < in.size() && in[i] != '='; ++i) {
-    int v = value(in[i]);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  for (; i < in.size(); ++i) {
-    if (in[i] != '=') return std::nullopt;
-  }
-  return out;
 }
 
 // Same running time for equal-length inputs whatever they hold.
