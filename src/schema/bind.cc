@@ -50,8 +50,7 @@ class Binder {
       const arrow::FieldVector& columns, const pb::Descriptor& message, const std::string& prefix,
       int depth) {
     if (depth > kMaxNestingDepth) {
-      return ConversionError("column '" + prefix + "' is nested deeper than " +
-                             std::to_string(kMaxNestingDepth) + " levels");
+      return internal::TooDeepError(prefix);
     }
     auto binding = std::make_shared<MessageBinding>();
     binding->full_name = message.full_name();
@@ -85,9 +84,9 @@ class Binder {
   }
 
  private:
-  arrow::Result<FieldBinding> BindField(const std::shared_ptr<arrow::Field>& column, int index,
-                                        const pb::FieldDescriptor& field, const std::string& path,
-                                        int depth) {
+  // What every binding of `column` to `field` records, whatever its shape.
+  static FieldBinding BaseBinding(const std::shared_ptr<arrow::Field>& column, int index,
+                                  const pb::FieldDescriptor& field, const std::string& path) {
     FieldBinding fb;
     fb.column_path = path;
     fb.arrow_index = index;
@@ -96,6 +95,13 @@ class Binder {
     fb.number = field.number();
     fb.type = static_cast<FieldDescriptorProto::Type>(field.type());
     fb.required = field.is_required();
+    return fb;
+  }
+
+  arrow::Result<FieldBinding> BindField(const std::shared_ptr<arrow::Field>& column, int index,
+                                        const pb::FieldDescriptor& field, const std::string& path,
+                                        int depth) {
+    FieldBinding fb = BaseBinding(column, index, field, path);
     fb.repeated = field.is_repeated();
     fb.packed = field.is_packed();
     fb.is_map = field.is_map();
@@ -149,14 +155,7 @@ class Binder {
   arrow::Result<FieldBinding> BindValue(const std::shared_ptr<arrow::Field>& column, int index,
                                         const pb::FieldDescriptor& field, const std::string& path,
                                         int depth) {
-    FieldBinding fb;
-    fb.column_path = path;
-    fb.arrow_index = index;
-    fb.arrow_field = column;
-    fb.field_name = field.name();
-    fb.number = field.number();
-    fb.type = static_cast<FieldDescriptorProto::Type>(field.type());
-    fb.required = field.is_required();
+    FieldBinding fb = BaseBinding(column, index, field, path);
     const auto type = ValueType(column->type());
     const auto id = type->id();
     const bool integer = internal::IsIntegerType(id);

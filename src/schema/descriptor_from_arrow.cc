@@ -68,8 +68,7 @@ class DescriptorGenerator {
   arrow::Status AddFields(const arrow::FieldVector& fields, Scope* scope,
                           const std::string& path_prefix, int depth) {
     if (depth > kMaxNestingDepth) {
-      return ConversionError("column '" + path_prefix + "' is nested deeper than " +
-                             std::to_string(kMaxNestingDepth) + " levels");
+      return internal::TooDeepError(path_prefix);
     }
     for (const auto& f : fields) {
       const std::string path = path_prefix.empty() ? f->name() : path_prefix + "." + f->name();
@@ -153,8 +152,7 @@ class DescriptorGenerator {
                            const std::string& path, FieldDescriptorProto* field, Scope* scope,
                            int depth) {
     if (depth > kMaxNestingDepth) {
-      return ConversionError("column '" + path + "' is nested deeper than " +
-                             std::to_string(kMaxNestingDepth) + " levels");
+      return internal::TooDeepError(path);
     }
     const auto key_type = ValueType(map.key_type());
     if (!internal::IsIntegerType(key_type->id()) && key_type->id() != arrow::Type::BOOL &&

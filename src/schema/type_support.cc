@@ -3,6 +3,9 @@
 #include <arrow/extension_type.h>
 #include <arrow/type_traits.h>
 
+#include "arrow_zerobus/errors.h"
+#include "arrow_zerobus/schema.h"
+
 namespace arrow_zerobus::internal {
 
 std::shared_ptr<arrow::DataType> ValueType(const std::shared_ptr<arrow::DataType>& type) {
@@ -59,6 +62,11 @@ bool IsValidFieldName(const std::string& name) {
     if (!alpha(c) && !(c >= '0' && c <= '9')) return false;
   }
   return true;
+}
+
+arrow::Status TooDeepError(const std::string& path) {
+  return ConversionError("column '" + path + "' is nested deeper than " +
+                         std::to_string(kMaxNestingDepth) + " levels");
 }
 
 int32_t FieldNumberForIndex(int index) {

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include <arrow/status.h>
 #include <arrow/type.h>
 
 namespace arrow_zerobus::internal {
@@ -24,6 +25,8 @@ const std::shared_ptr<arrow::Field>& ListValueField(const arrow::DataType& type)
 
 // "[A-Za-z_][A-Za-z0-9_]*"
 bool IsValidFieldName(const std::string& name);
+// The Conversion error for a column nested deeper than kMaxNestingDepth.
+arrow::Status TooDeepError(const std::string& path);
 // Field numbers 1..n in column order, skipping the reserved range 19000-19999.
 int32_t FieldNumberForIndex(int index);
 
