@@ -3,6 +3,7 @@ and a DuckDB aggregate over the table's Arrow data.
 
 Usage: python3 examples/show_table.py TABLE_DIR
 """
+import os
 import sys
 
 import duckdb
@@ -30,3 +31,7 @@ def main(path: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    # deltalake 1.6.6 with pyarrow 26 can abort during interpreter teardown after all work is
+    # done ("terminate called without an active exception"); leave without the teardown.
+    sys.stdout.flush()
+    os._exit(0)

@@ -130,7 +130,11 @@ TEST(CrashSafety, EveryAckedRowSurvivesKillNine) {
   std::cout << "acked rows " << acked_rows << ", rows in table " << present.size() << "\n";
 
   // An independent reader agrees on the row count.
-  std::string cmd = std::string(AZ_PYTHON) + " -c \"import deltalake,sys; print(deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table().num_rows)\" " + table_dir + " 2>&1";
+  // os._exit: deltalake 1.6.6 with pyarrow 26 can abort in interpreter teardown after printing.
+  std::string cmd = std::string(AZ_PYTHON) +
+                    " -c \"import deltalake,os,sys; print(deltalake.DeltaTable(sys.argv[1])"
+                    ".to_pyarrow_table().num_rows, flush=True); os._exit(0)\" " +
+                    table_dir + " 2>&1";
   FILE* pipe = ::popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   char out[256] = {0};
