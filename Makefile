@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all setup configure build test test-cpp test-python demo bench coverage clean
+.PHONY: all setup configure build python test test-cpp test-python demo bench coverage clean
 
 all: build
 
@@ -17,8 +17,12 @@ configure: setup
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
+# The Python package, built from the same tree and installed into the current Python.
+python: build
+	@bash scripts/install_python.sh $(BUILD)
+
 # The whole test suite: C++ (ctest) then Python (pytest).
-test: build
+test: build python
 	$(MAKE) --no-print-directory test-cpp test-python
 
 test-cpp:

@@ -59,12 +59,20 @@ struct TransmissionResult {
   int64_t total_rows = 0;
   int64_t successful_count = 0;
   int64_t failed_count = 0;
+  // Failed rows whose request reached the server and was not acknowledged before its stream
+  // ended: they may be in the table (at-least-once), so sending them again may duplicate them.
+  // Sorted, unique, a subset of failed_rows; their messages say so.
+  std::vector<int64_t> in_doubt_rows;
 
   // Builds a result from per-row outcomes: sorts both lists, sets the counts and `success`.
   // Every row of [0, total_rows) must be in exactly one list (checked: Invalid otherwise).
   static arrow::Result<TransmissionResult> FromRowOutcomes(int64_t total_rows,
                                                            std::vector<int64_t> successful_rows,
                                                            std::vector<FailedRow> failed_rows);
+  // One result for consecutive parts of one input (a table or stream sent batch by batch): row
+  // indices of each part are shifted by the rows of the parts before it, counts and bytes add
+  // up, attempts is the largest, latency the longest, the error the first one.
+  static TransmissionResult Concatenate(const std::vector<TransmissionResult>& parts);
   // The batch failed as a whole: every row is failed with the rendered error (RenderError).
   static TransmissionResult WholeBatchFailure(int64_t total_rows, const arrow::Status& error,
                                               int32_t attempts = 1);

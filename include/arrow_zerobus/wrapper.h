@@ -42,6 +42,9 @@ struct WrapperStats {
   int64_t rows = 0;
   int64_t rows_successful = 0;
   int64_t rows_failed = 0;
+  // Of the failed rows, those in doubt: sent, not acknowledged before their stream ended (they
+  // may be in the table).
+  int64_t rows_in_doubt = 0;
   // Encoded record bytes handed to streams (each attempt counts).
   int64_t bytes_sent = 0;
   // Attempts beyond the first, over all batches.
@@ -104,6 +107,22 @@ class ZerobusWrapper {
   // exponential backoff and full jitter, only for retryable errors; then they fail with
   // "Retry exhausted: ...". Acknowledged rows are never sent again by the wrapper.
   arrow::Result<TransmissionResult> SendBatch(const arrow::RecordBatch& batch);
+
+  // The same, without waiting: converts the batch and hands its requests to the streams on the
+  // calling thread (blocking there only when the in-flight budget is full and the policy is
+  // kBlock), then returns a future of the result. The future completes on a library thread (a
+  // stream's worker when the acks arrive, or the retry executor); callbacks attached to it must
+  // be short and must not call Flush or Shutdown. Many sends may be pending at once; nothing
+  // waits on a thread per send. A failed Result only for misuse (after Shutdown()).
+  arrow::Result<arrow::Future<TransmissionResult>> SendBatchAsync(
+      const arrow::RecordBatch& batch);
+
+  // Reads `reader` to its end and sends each batch as it comes (pipelined, as SendBatchAsync),
+  // with one combined result whose row indices count from the start of the stream. A read
+  // error stops reading: the rows read so far are sent and accounted for, and the combined
+  // result's `error` names the read error and the row where reading stopped.
+  arrow::Result<arrow::Future<TransmissionResult>> SendStreamAsync(
+      arrow::RecordBatchReader& reader);
 
   // Waits until everything sent so far is acknowledged on every stream, and flushes the debug
   // files. The first error is returned.

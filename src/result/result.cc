@@ -69,6 +69,35 @@ TransmissionResult TransmissionResult::WholeBatchFailure(int64_t total_rows,
   return r;
 }
 
+TransmissionResult TransmissionResult::Concatenate(const std::vector<TransmissionResult>& parts) {
+  TransmissionResult r;
+  r.attempts = 1;
+  size_t failed = 0, successful = 0, in_doubt = 0;
+  for (const auto& p : parts) {
+    failed += p.failed_rows.size();
+    successful += p.successful_rows.size();
+    in_doubt += p.in_doubt_rows.size();
+  }
+  r.failed_rows.reserve(failed);
+  r.successful_rows.reserve(successful);
+  r.in_doubt_rows.reserve(in_doubt);
+  for (const auto& p : parts) {
+    const int64_t base = r.total_rows;
+    for (const auto& f : p.failed_rows) r.failed_rows.push_back({base + f.row_index, f.message});
+    for (int64_t i : p.successful_rows) r.successful_rows.push_back(base + i);
+    for (int64_t i : p.in_doubt_rows) r.in_doubt_rows.push_back(base + i);
+    r.total_rows += p.total_rows;
+    r.successful_count += p.successful_count;
+    r.failed_count += p.failed_count;
+    r.batch_size_bytes += p.batch_size_bytes;
+    r.attempts = std::max(r.attempts, p.attempts);
+    if (p.latency_ms) r.latency_ms = std::max(r.latency_ms.value_or(0.0), *p.latency_ms);
+    if (!r.error && p.error) r.error = p.error;
+  }
+  r.success = r.successful_count > 0 || r.total_rows == 0;
+  return r;
+}
+
 std::vector<int64_t> TransmissionResult::FailedRowIndices() const {
   std::vector<int64_t> out;
   out.reserve(failed_rows.size());
@@ -221,6 +250,18 @@ arrow::Status TransmissionResult::CheckInvariants() const {
                                   " rows was delivered");
   }
   if (attempts < 1) return arrow::Status::Invalid("attempts must be at least 1, got ", attempts);
+  // In doubt: sorted, unique, and each one failed (both lists sorted: one merge pass).
+  size_t f = 0;
+  for (size_t i = 0; i < in_doubt_rows.size(); ++i) {
+    const int64_t r = in_doubt_rows[i];
+    if (i > 0 && r <= in_doubt_rows[i - 1]) {
+      return arrow::Status::Invalid("in-doubt rows are not sorted and unique at ", r);
+    }
+    while (f < failed_rows.size() && failed_rows[f].row_index < r) ++f;
+    if (f == failed_rows.size() || failed_rows[f].row_index != r) {
+      return arrow::Status::Invalid("in-doubt row ", r, " is not a failed row");
+    }
+  }
   return arrow::Status::OK();
 }
 
@@ -228,7 +269,9 @@ std::string TransmissionResult::ToString() const {
   std::ostringstream os;
   os << "TransmissionResult(success=" << (success ? "true" : "false")
      << ", total_rows=" << total_rows << ", successful_count=" << successful_count
-     << ", failed_count=" << failed_count << ", attempts=" << attempts;
+     << ", failed_count=" << failed_count;
+  if (!in_doubt_rows.empty()) os << ", in_doubt_count=" << in_doubt_rows.size();
+  os << ", attempts=" << attempts;
   if (latency_ms) os << ", latency_ms=" << *latency_ms;
   os << ", batch_size_bytes=" << batch_size_bytes;
   if (error) os << ", error='" << *error << "'";

@@ -26,6 +26,7 @@
 #include <grpcpp/support/client_callback.h>
 
 #include "arrow_zerobus/errors.h"
+#include "arrow_zerobus/log.h"
 #include "transport/channel_internal.h"
 #include "transport/endpoint_internal.h"
 #include "transport/wire_internal.h"
@@ -85,20 +86,16 @@ bool ContainsNoCase(std::string_view hay, std::string_view needle) {
   return it != hay.end();
 }
 
-// AZ_STREAM_TRACE=1 prints state changes to stderr (debugging; never headers or tokens).
-bool TraceOn() {
-  static const bool on = [] {
-    const char* v = std::getenv("AZ_STREAM_TRACE");
-    return v != nullptr && v[0] == '1';
-  }();
-  return on;
-}
-#define AZ_TRACE(...)                                  \
-  do {                                                 \
-    if (TraceOn()) {                                   \
-      std::fprintf(stderr, "[az-stream] " __VA_ARGS__); \
-      std::fputc('\n', stderr);                        \
-    }                                                  \
+// Stream state changes at debug level (never headers or tokens). The text is formatted only
+// when debug records are wanted.
+#define AZ_TRACE(...)                                              \
+  do {                                                             \
+    if (::arrow_zerobus::LogEnabled(::arrow_zerobus::LogSeverity::kDebug)) { \
+      char az_trace_buf[512];                                      \
+      std::snprintf(az_trace_buf, sizeof(az_trace_buf), __VA_ARGS__); \
+      ::arrow_zerobus::Log(::arrow_zerobus::LogSeverity::kDebug,   \
+                           std::string("stream: ") + az_trace_buf); \
+    }                                                              \
   } while (0)
 
 // now + d without overflow (options may say "practically forever").

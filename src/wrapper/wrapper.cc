@@ -15,15 +15,20 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <functional>
 #include <random>
+#include <thread>
 #include <unordered_map>
 
+#include <arrow/io/interfaces.h>
 #include <arrow/record_batch.h>
 #include <arrow/type.h>
+#include <arrow/util/thread_pool.h>
 
 #include "arrow_zerobus/auth.h"
 #include "arrow_zerobus/encode.h"
 #include "arrow_zerobus/errors.h"
+#include "arrow_zerobus/log.h"
 #include "wrapper/json_rows_internal.h"
 #include "wrapper/wrapper_internal.h"
 
@@ -106,6 +111,71 @@ struct EncoderEntry {
   std::shared_ptr<const internal::JsonRowsConverter> json;
 };
 
+// Runs tasks at a given time on Arrow's I/O executor (a retry may block opening a stream, and must
+// hold up neither the others nor a stream's worker). One thread, started on first use.
+class RetryTimer {
+ public:
+  ~RetryTimer() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    // Tasks still queued (none after Shutdown) run now, so no send is left unfinished.
+    for (auto& [when, task] : queue_) task();
+  }
+
+  void RunAt(Clock::time_point when, std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      queue_.emplace(when, std::move(task));
+      if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    }
+    cv_.notify_all();
+  }
+
+  // Every queued task becomes due now (shutdown: the tasks see it and finish their sends).
+  void FireAll() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      std::multimap<Clock::time_point, std::function<void()>> now;
+      for (auto& [when, task] : queue_) now.emplace(Clock::time_point::min(), std::move(task));
+      queue_ = std::move(now);
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!stop_) {
+      if (queue_.empty()) {
+        cv_.wait(lk);
+        continue;
+      }
+      auto first = queue_.begin();
+      if (first->first > Clock::now()) {
+        cv_.wait_until(lk, first->first);
+        continue;
+      }
+      auto task = std::make_shared<std::function<void()>>(std::move(first->second));
+      queue_.erase(first);
+      lk.unlock();
+      if (!arrow::io::default_io_context().executor()->Spawn([task] { (*task)(); }).ok()) {
+        (*task)();
+      }
+      lk.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::multimap<Clock::time_point, std::function<void()>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // A run of encoded records that travels as one request, and how often it went on the wire.
 struct Chunk {
   RecordRange range;
@@ -115,7 +185,7 @@ struct Chunk {
 
 }  // namespace
 
-struct ZerobusWrapper::Impl {
+struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl> {
   explicit Impl(WrapperConfiguration c) : config(std::move(c)) {}
   ~Impl() { (void)Shutdown(); }
 
@@ -136,6 +206,9 @@ struct ZerobusWrapper::Impl {
   bool shutdown_running = false;
   std::optional<arrow::Status> shutdown_status;
   int active_sends = 0;
+
+  // Retries waiting out their backoff (queued under `mu`, see Decide).
+  RetryTimer retry_timer;
 
   // Unity Catalog descriptor, fetched once (its own lock: the fetch is network I/O).
   std::mutex uc_mu;
@@ -159,7 +232,10 @@ struct ZerobusWrapper::Impl {
       }
       shutdown_running = true;
       shutting_down = true;
-      cv.notify_all();  // retries sleeping between attempts give up now
+      cv.notify_all();
+      lk.unlock();
+      retry_timer.FireAll();  // retries waiting for their backoff give up now
+      lk.lock();
       cv.wait(lk, [&] { return active_sends == 0; });
     }
     arrow::Status first;
@@ -448,14 +524,6 @@ struct ZerobusWrapper::Impl {
     RetireLocked(slot, /*failed=*/true);
   }
 
-  // Sleeps before the next attempt; false when the wrapper shuts down meanwhile.
-  bool SleepBackoff(int retry) {
-    const int64_t ms = internal::FullJitterBackoffMs(retry, config.retry_base_delay_ms,
-                                                     config.retry_max_delay_ms, UnitRandom());
-    std::unique_lock<std::mutex> lk(mu);
-    return !cv.wait_for(lk, milliseconds(ms), [&] { return shutting_down; });
-  }
-
   // ---- send_batch ------------------------------------------------------------------------------
 
   struct SendOutcome {
@@ -465,6 +533,38 @@ struct ZerobusWrapper::Impl {
     int64_t wrapper_replays = 0;  // of those, rows whose request had been on the wire
     int64_t transmission_failed = 0;  // failed rows that were not conversion failures
     bool refused_in_cooldown = false;
+  };
+
+  // One send in progress: its encoded rows, per-row outcomes so far, and the attempt in flight.
+  // Heap-allocated and shared by the ack callbacks; the attempt fields are touched by one
+  // thread at a time (the submitter, then the thread that completes the last ack).
+  struct SendState {
+    std::shared_ptr<Impl> impl;  // the wrapper lives until its sends finish
+    arrow::Future<TransmissionResult> future = arrow::Future<TransmissionResult>::Make();
+    std::chrono::system_clock::time_point wall_start;
+    Clock::time_point start;
+    SendOutcome out;
+    int64_t n = 0;
+    EncoderEntry entry;
+    EncodedBatch encoded;
+    EncodedBatch json_rows;
+    const EncodedBatch* wire = nullptr;  // &encoded or &json_rows
+    std::vector<FailedRow> failed;
+    std::vector<int64_t> successful;
+    std::vector<Chunk> pending;   // not acknowledged yet
+    std::vector<Chunk> finished;  // acknowledged
+    arrow::Status last_error;
+    int32_t attempt = 0;
+    int64_t bytes_sent = 0;
+    bool exhausted = false;
+    bool stopped_by_cooldown = false;
+    bool stopped_by_shutdown = false;
+    // The attempt in flight.
+    StreamSlot* slot = nullptr;
+    std::shared_ptr<StreamHandle> handle;
+    std::vector<arrow::Future<IngestAck>> futures;
+    int64_t admitted_bytes = 0;
+    std::atomic<size_t> outstanding{0};
   };
 
   void NoteDebugError(const arrow::Status& st) {
@@ -482,9 +582,11 @@ struct ZerobusWrapper::Impl {
     return failed;
   }
 
-  SendOutcome SendInner(const arrow::RecordBatch& batch) {
-    SendOutcome out;
-    const int64_t n = batch.num_rows();
+  // Debug files, cool-down check, encoding. True when rows are to be transmitted; otherwise the
+  // outcome is complete in s.out.
+  bool Prepare(const arrow::RecordBatch& batch, SendState& s) {
+    SendOutcome& out = s.out;
+    const int64_t n = s.n;
     if (debug && config.arrow_debug_on() && n > 0) {
       arrow::Status st = debug->WriteArrow(batch);
       if (!st.ok()) {
@@ -494,37 +596,39 @@ struct ZerobusWrapper::Impl {
               n, MakeError(ErrorKind::kTransmission, false,
                            "writing the Arrow debug file failed: " + st.message()));
           out.transmission_failed = n;
-          return out;
+          return false;
         }
       }
     }
     if (n == 0) {
       out.result = TransmissionResult::FromRowOutcomes(0, {}, {}).ValueOrDie();
-      return out;
+      return false;
     }
     if (!config.zerobus_writer_disabled) {
       if (auto cd = ActiveCooldown()) {
         out.result = TransmissionResult::WholeBatchFailure(n, CooldownError(*cd));
         out.refused_in_cooldown = true;
-        return out;
+        return false;
       }
     }
     auto entry = EncoderFor(batch.schema());
     if (!entry.ok()) {
       out.result = TransmissionResult::WholeBatchFailure(n, entry.status());
       if (GetErrorKind(entry.status()) != ErrorKind::kConversion) out.transmission_failed = n;
-      return out;
+      return false;
     }
-    auto encoded_result = entry->encoder->Encode(batch);
+    s.entry = std::move(*entry);
+    auto encoded_result = s.entry.encoder->Encode(batch);
     if (!encoded_result.ok()) {
       out.result = TransmissionResult::WholeBatchFailure(n, encoded_result.status());
-      return out;
+      return false;
     }
-    const EncodedBatch& encoded = *encoded_result;
+    s.encoded = std::move(*encoded_result);
+    const EncodedBatch& encoded = s.encoded;
     const int64_t encoded_bytes =
         encoded.record_offsets.empty() ? 0 : encoded.record_offsets.back();
     if (debug && config.protobuf_debug_on() && encoded.num_records() > 0) {
-      arrow::Status st = debug->WriteProtobuf(entry->encoder->descriptor(), encoded);
+      arrow::Status st = debug->WriteProtobuf(s.entry.encoder->descriptor(), encoded);
       if (!st.ok()) {
         NoteDebugError(st);
         if (config.zerobus_writer_disabled) {
@@ -532,7 +636,7 @@ struct ZerobusWrapper::Impl {
               n, MakeError(ErrorKind::kTransmission, false,
                            "writing the protobuf debug file failed: " + st.message()));
           out.transmission_failed = n;
-          return out;
+          return false;
         }
       }
     }
@@ -547,183 +651,245 @@ struct ZerobusWrapper::Impl {
       out.result = result.ok() ? std::move(*result)
                                : TransmissionResult::WholeBatchFailure(n, result.status());
       out.result.batch_size_bytes = encoded_bytes;
-      return out;
+      return false;
     }
 
     // What goes on the wire: the protobuf records, or the same rows as JSON.
-    const EncodedBatch* wire = &encoded;
-    EncodedBatch json_rows;
-    if (entry->json) {
-      auto converted = entry->json->Convert(encoded);
+    s.wire = &s.encoded;
+    if (s.entry.json) {
+      auto converted = s.entry.json->Convert(s.encoded);
       if (!converted.ok()) {
         out.result = TransmissionResult::WholeBatchFailure(n, converted.status());
-        return out;
+        return false;
       }
-      json_rows = std::move(*converted);
-      wire = &json_rows;
+      s.json_rows = std::move(*converted);
+      s.wire = &s.json_rows;
     }
-    std::vector<FailedRow> failed = ConversionFailures(*wire);
-    std::vector<int64_t> successful;
-    successful.reserve(static_cast<size_t>(wire->num_records()));
+    const EncodedBatch& wire = *s.wire;
+    s.failed = ConversionFailures(wire);
+    s.successful.reserve(static_cast<size_t>(wire.num_records()));
+    s.pending.reserve(wire.chunks.size());
+    for (const auto& range : wire.chunks) {
+      s.pending.push_back(
+          {range, wire.record_offsets[range.end] - wire.record_offsets[range.begin], 0});
+    }
+    if (s.pending.empty()) {  // every row failed conversion
+      auto result = TransmissionResult::FromRowOutcomes(n, {}, std::move(s.failed));
+      out.result = result.ok() ? std::move(*result)
+                               : TransmissionResult::WholeBatchFailure(n, result.status());
+      return false;
+    }
+    return true;
+  }
 
-    std::vector<Chunk> pending;
-    pending.reserve(wire->chunks.size());
-    for (const auto& range : wire->chunks) {
-      pending.push_back(
-          {range, wire->record_offsets[range.end] - wire->record_offsets[range.begin], 0});
-    }
-    std::vector<Chunk> finished;  // acknowledged
-    arrow::Status last_error;
-    bool exhausted = false;
-    bool stopped_by_cooldown = false;
-    bool stopped_by_shutdown = false;
-    int32_t attempt = 0;
-    int64_t bytes_sent = 0;
-    StreamPool& pool = *entry->pool;
-    while (!pending.empty()) {
-      ++attempt;
-      if (attempt > 1) {
-        for (const auto& c : pending) {
-          const int64_t rows = c.range.end - c.range.begin;
-          out.resent_rows += rows;
-          if (c.wire_sends > 0) out.wrapper_replays += rows;
-        }
-        // Another send may have started a cool-down meanwhile: waiting it out here would hold
-        // the caller for its whole length.
-        if (auto cd = ActiveCooldown()) {
-          last_error = CooldownError(*cd);
-          stopped_by_cooldown = true;
-          break;
-        }
+  // One attempt: a stream from the pool, every pending chunk handed to it; Collect runs when the
+  // last chunk has its outcome. Runs on the caller's thread (first attempt) or the retry
+  // executor (never on a stream's worker: IngestChunk may block there when the budget is full).
+  void StartAttempt(const std::shared_ptr<SendState>& s) {
+    ++s->attempt;
+    if (s->attempt > 1) {
+      for (const auto& c : s->pending) {
+        const int64_t rows = c.range.end - c.range.begin;
+        s->out.resent_rows += rows;
+        if (c.wire_sends > 0) s->out.wrapper_replays += rows;
       }
-      StreamSlot& slot = ChooseSlot(pool);
-      auto handle = Acquire(pool, slot);
-      std::vector<Chunk> next;
-      if (!handle.ok()) {
-        last_error = handle.status();
-        next = std::move(pending);
+      // Another send may have started a cool-down meanwhile: waiting it out here would hold
+      // the caller for its whole length.
+      if (auto cd = ActiveCooldown()) {
+        s->last_error = CooldownError(*cd);
+        s->stopped_by_cooldown = true;
+        Finish(s);
+        return;
+      }
+    }
+    StreamPool& pool = *s->entry.pool;
+    StreamSlot& slot = ChooseSlot(pool);
+    auto handle = Acquire(pool, slot);
+    if (!handle.ok()) {
+      s->last_error = handle.status();
+      Decide(s);
+      return;
+    }
+    s->slot = &slot;
+    s->handle = *handle;
+    ZerobusStream& stream = *s->handle->stream;
+    s->admitted_bytes = 0;
+    for (const auto& c : s->pending) s->admitted_bytes += c.bytes;
+    slot.inflight_bytes.fetch_add(s->admitted_bytes);
+    s->futures.clear();
+    s->futures.reserve(s->pending.size());
+    for (const auto& c : s->pending) {
+      auto f = stream.IngestChunk(*s->wire, c.range);
+      if (!f.ok()) {
+        s->last_error = f.status();
+        break;
+      }
+      s->bytes_sent += c.bytes;
+      s->futures.push_back(std::move(*f));
+    }
+    if (s->futures.empty()) {
+      Collect(s);
+      return;
+    }
+    // From here on `s` belongs to the callbacks: the last one to run collects the outcomes
+    // (possibly on this thread, possibly on the stream's worker while this loop still runs, so
+    // the loop walks its own copy of the futures).
+    const std::vector<arrow::Future<IngestAck>> futures = s->futures;
+    s->outstanding.store(futures.size());
+    for (const auto& f : futures) {
+      f.AddCallback([s](const arrow::Result<IngestAck>&) {
+        if (s->outstanding.fetch_sub(1) == 1) s->impl->Collect(s);
+      });
+    }
+  }
+
+  // Every admitted chunk has its ack or its stream's final error: sort the rows out.
+  void Collect(const std::shared_ptr<SendState>& s) {
+    std::vector<Chunk> next;
+    const size_t admitted = s->futures.size();
+    for (size_t i = 0; i < admitted; ++i) {
+      Chunk& c = s->pending[i];
+      const arrow::Result<IngestAck>& r = s->futures[i].result();
+      if (r.ok()) {
+        c.wire_sends += r->sends;
+        for (int64_t k = c.range.begin; k < c.range.end; ++k) {
+          s->successful.push_back(s->wire->source_rows[static_cast<size_t>(k)]);
+        }
+        s->finished.push_back(c);
       } else {
-        ZerobusStream& stream = *(*handle)->stream;
-        int64_t admitted_bytes = 0;
-        for (const auto& c : pending) admitted_bytes += c.bytes;
-        slot.inflight_bytes.fetch_add(admitted_bytes);
-        std::vector<arrow::Future<IngestAck>> futures;
-        futures.reserve(pending.size());
-        size_t admitted = 0;
-        for (; admitted < pending.size(); ++admitted) {
-          auto f = stream.IngestChunk(*wire, pending[admitted].range);
-          if (!f.ok()) {
-            last_error = f.status();
-            break;
-          }
-          bytes_sent += pending[admitted].bytes;
-          futures.push_back(std::move(*f));
-        }
-        // Wait for every admitted chunk: each resolves with its ack or the stream's final error.
-        for (size_t i = 0; i < admitted; ++i) {
-          Chunk& c = pending[i];
-          const arrow::Result<IngestAck>& r = futures[i].result();
-          if (r.ok()) {
-            c.wire_sends += r->sends;
-            for (int64_t k = c.range.begin; k < c.range.end; ++k) {
-              successful.push_back(wire->source_rows[static_cast<size_t>(k)]);
-            }
-            finished.push_back(c);
-          } else {
-            last_error = r.status();
-            c.wire_sends += (*handle)->SendsOf(wire->framed(c.range).data());
-            next.push_back(c);
-          }
-        }
-        for (size_t i = admitted; i < pending.size(); ++i) next.push_back(pending[i]);
-        slot.inflight_bytes.fetch_sub(admitted_bytes);
-        RetireIfFailed(slot, *handle);
-      }
-      pending = std::move(next);
-      if (pending.empty()) break;
-      if (internal::IsPipelineBlocked(last_error)) {
-        StartCooldown(config.pipeline_blocked_cooldown_ms,
-                      "pipeline creation was blocked (6006)");
-        stopped_by_cooldown = true;
-        break;
-      }
-      if (!IsRetryable(last_error)) break;
-      if (attempt >= config.retry_max_attempts) {
-        exhausted = true;
-        break;
-      }
-      if (!SleepBackoff(attempt)) {
-        stopped_by_shutdown = true;
-        break;
+        s->last_error = r.status();
+        c.wire_sends += s->handle->SendsOf(s->wire->framed(c.range).data());
+        next.push_back(c);
       }
     }
+    for (size_t i = admitted; i < s->pending.size(); ++i) next.push_back(s->pending[i]);
+    s->futures.clear();
+    if (s->slot != nullptr) {
+      s->slot->inflight_bytes.fetch_sub(s->admitted_bytes);
+      RetireIfFailed(*s->slot, s->handle);
+      s->slot = nullptr;
+    }
+    s->handle.reset();
+    s->pending = std::move(next);
+    Decide(s);
+  }
 
-    // Rows still pending failed finally; they all share one message.
+  // After an attempt: finished, given up, or a retry after a backoff.
+  void Decide(const std::shared_ptr<SendState>& s) {
+    if (s->pending.empty()) return Finish(s);
+    if (internal::IsPipelineBlocked(s->last_error)) {
+      StartCooldown(config.pipeline_blocked_cooldown_ms, "pipeline creation was blocked (6006)");
+      s->stopped_by_cooldown = true;
+      return Finish(s);
+    }
+    if (!IsRetryable(s->last_error)) return Finish(s);
+    if (s->attempt >= config.retry_max_attempts) {
+      s->exhausted = true;
+      return Finish(s);
+    }
+    const int64_t delay_ms = internal::FullJitterBackoffMs(
+        s->attempt, config.retry_base_delay_ms, config.retry_max_delay_ms, UnitRandom());
+    if (LogEnabled(LogSeverity::kWarning)) {
+      Log(LogSeverity::kWarning,
+          "table " + config.table_name + ": " + std::to_string(s->pending.size()) +
+              " request(s) not acknowledged after attempt " + std::to_string(s->attempt) +
+              " of " + std::to_string(config.retry_max_attempts) + " (" +
+              RenderError(s->last_error) + "); next attempt in " + std::to_string(delay_ms) +
+              " ms");
+    }
+    {
+      // Checked and queued under `mu`: Shutdown sets shutting_down under it, then fires every
+      // queued retry, so none sleeps through a shutdown.
+      std::lock_guard<std::mutex> lk(mu);
+      if (!shutting_down) {
+        retry_timer.RunAt(Clock::now() + milliseconds(delay_ms), [s] {
+          Impl& impl = *s->impl;
+          bool stop;
+          {
+            std::lock_guard<std::mutex> lk(impl.mu);
+            stop = impl.shutting_down;
+          }
+          if (stop) {
+            s->stopped_by_shutdown = true;
+            impl.Finish(s);
+          } else {
+            impl.StartAttempt(s);
+          }
+        });
+        return;
+      }
+    }
+    s->stopped_by_shutdown = true;
+    Finish(s);
+  }
+
+  // The rows still pending failed finally: build the result, count, complete the future.
+  void Finish(const std::shared_ptr<SendState>& s) {
+    SendOutcome& out = s->out;
+    const int64_t n = s->n;
     std::optional<std::string> transmission_error;
-    if (!pending.empty()) {
+    std::vector<int64_t> in_doubt;
+    if (!s->pending.empty()) {
       std::string message;
-      if (exhausted) {
+      const arrow::Status& last_error = s->last_error;
+      if (s->exhausted) {
         message = RenderError(MakeError(ErrorKind::kRetryExhausted, false,
-                                        "gave up after " + std::to_string(attempt) +
+                                        "gave up after " + std::to_string(s->attempt) +
                                             " attempts; last cause: " + RenderError(last_error)));
-      } else if (stopped_by_shutdown) {
+      } else if (s->stopped_by_shutdown) {
         message = RenderError(MakeError(ErrorKind::kTransmission, false,
                                         "the wrapper shut down before a retry; last cause: " +
                                             RenderError(last_error)));
-      } else if (stopped_by_cooldown && internal::IsPipelineBlocked(last_error)) {
+      } else if (s->stopped_by_cooldown && internal::IsPipelineBlocked(last_error)) {
         auto cd = ActiveCooldown();
         message = RenderError(last_error) + " (cool-down: send_batch refused for " +
                   std::to_string(cd ? cd->remaining.count() : 0) + " ms)";
       } else {
         message = RenderError(last_error);
       }
-      for (const auto& c : pending) {
+      // A request that went on the wire and was never acknowledged may have been stored.
+      const std::string in_doubt_message =
+          message +
+          " [in doubt: the request reached the server and was not acknowledged before its "
+          "stream ended; the row may be in the table, and sending it again may duplicate it]";
+      for (const auto& c : s->pending) {
+        const bool doubt = c.wire_sends > 0;
         for (int64_t k = c.range.begin; k < c.range.end; ++k) {
-          failed.push_back({wire->source_rows[static_cast<size_t>(k)], message});
+          const int64_t row = s->wire->source_rows[static_cast<size_t>(k)];
+          s->failed.push_back({row, doubt ? in_doubt_message : message});
+          if (doubt) in_doubt.push_back(row);
           ++out.transmission_failed;
         }
       }
       transmission_error = std::move(message);
     }
-    for (const auto& c : finished) out.replayed += std::max(0, c.wire_sends - 1) * (c.range.end - c.range.begin);
-    for (const auto& c : pending) out.replayed += std::max(0, c.wire_sends - 1) * (c.range.end - c.range.begin);
-    auto result = TransmissionResult::FromRowOutcomes(n, std::move(successful), std::move(failed));
+    for (const auto& c : s->finished) {
+      out.replayed += std::max(0, c.wire_sends - 1) * (c.range.end - c.range.begin);
+    }
+    for (const auto& c : s->pending) {
+      out.replayed += std::max(0, c.wire_sends - 1) * (c.range.end - c.range.begin);
+    }
+    auto result =
+        TransmissionResult::FromRowOutcomes(n, std::move(s->successful), std::move(s->failed));
     if (!result.ok()) {
       // Cannot happen (every row is in exactly one list); keep the invariant even so.
-      out.result = TransmissionResult::WholeBatchFailure(n, result.status(), attempt);
-      return out;
+      out.result = TransmissionResult::WholeBatchFailure(n, result.status(), s->attempt);
+    } else {
+      out.result = std::move(*result);
+      if (transmission_error) out.result.error = std::move(transmission_error);
+      std::sort(in_doubt.begin(), in_doubt.end());
+      out.result.in_doubt_rows = std::move(in_doubt);
+      out.result.attempts = std::max<int32_t>(s->attempt, 1);
+      out.result.batch_size_bytes = s->bytes_sent;
     }
-    out.result = std::move(*result);
-    if (transmission_error) out.result.error = std::move(transmission_error);
-    out.result.attempts = std::max<int32_t>(attempt, 1);
-    out.result.batch_size_bytes = bytes_sent;
-    return out;
+    Complete(s);
   }
 
-  arrow::Result<TransmissionResult> SendBatch(const arrow::RecordBatch& batch) {
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      if (shutting_down) {
-        return MakeError(ErrorKind::kTransmission, false,
-                         "ZerobusWrapper for table '" + config.table_name +
-                             "' is shut down: send_batch is not allowed after shutdown()");
-      }
-      ++active_sends;
-    }
-    struct Leave {
-      Impl* impl;
-      ~Leave() {
-        std::lock_guard<std::mutex> lk(impl->mu);
-        if (--impl->active_sends == 0) impl->cv.notify_all();
-      }
-    } leave{this};
-
-    const auto wall_start = std::chrono::system_clock::now();
-    const auto start = Clock::now();
-    SendOutcome out = SendInner(batch);
-    const auto end = Clock::now();
+  // Latency, cool-downs, counters and telemetry; then the future completes and the send leaves.
+  void Complete(const std::shared_ptr<SendState>& s) {
+    SendOutcome& out = s->out;
     TransmissionResult& result = out.result;
-    result.latency_ms = std::chrono::duration<double, std::milli>(end - start).count();
+    result.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - s->start).count();
 
     // Failure-rate cool-down: only failures the service caused count (a batch with bad rows says
     // nothing about the service, and pausing would not fix it).
@@ -732,11 +898,13 @@ struct ZerobusWrapper::Impl {
       const double rate =
           static_cast<double>(out.transmission_failed) / static_cast<double>(result.total_rows);
       if (rate > config.failure_rate_threshold) {
-        StartCooldown(config.failure_cooldown_ms,
-                      "a failure rate of " + FormatPercent(rate) + " (" +
-                          std::to_string(out.transmission_failed) + " of " +
-                          std::to_string(result.total_rows) + " rows; threshold " +
-                          FormatPercent(config.failure_rate_threshold) + ")");
+        std::string reason = "a failure rate of " + FormatPercent(rate) + " (" +
+                             std::to_string(out.transmission_failed) + " of " +
+                             std::to_string(result.total_rows) + " rows; threshold " +
+                             FormatPercent(config.failure_rate_threshold) + ")";
+        Log(LogSeverity::kWarning, "table " + config.table_name + ": cool-down started after " +
+                                       reason);
+        StartCooldown(config.failure_cooldown_ms, std::move(reason));
       }
     }
     {
@@ -745,6 +913,7 @@ struct ZerobusWrapper::Impl {
       counters.rows += result.total_rows;
       counters.rows_successful += result.successful_count;
       counters.rows_failed += result.failed_count;
+      counters.rows_in_doubt += static_cast<int64_t>(result.in_doubt_rows.size());
       counters.bytes_sent += result.batch_size_bytes;
       counters.retries += std::max(0, result.attempts - 1);
       counters.rows_retried += out.resent_rows;
@@ -752,16 +921,119 @@ struct ZerobusWrapper::Impl {
       if (out.refused_in_cooldown) ++counters.batches_refused_in_cooldown;
     }
     if (telemetry) {
-      telemetry->RecordSend(result, wall_start, std::chrono::system_clock::now(), out.replayed);
+      telemetry->RecordSend(result, s->wall_start, std::chrono::system_clock::now(),
+                            out.replayed);
       int64_t requests = 0, bytes = 0;
       for (auto& handle : LiveHandles()) {
-        const StreamStats s = handle->stream->stats();
-        requests += s.inflight_requests;
-        bytes += s.inflight_bytes;
+        const StreamStats st = handle->stream->stats();
+        requests += st.inflight_requests;
+        bytes += st.inflight_bytes;
       }
       telemetry->SetInFlight(requests, bytes);
     }
-    return std::move(result);
+    // Free the rows before anyone sees the result; the future's own callbacks run here.
+    s->encoded = EncodedBatch();
+    s->json_rows = EncodedBatch();
+    s->future.MarkFinished(std::move(result));
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (--active_sends == 0) cv.notify_all();
+    }
+    // The last reference to the wrapper may be this send's: drop it on an I/O thread, never on a
+    // stream's worker (destroying the wrapper closes that very stream). Nothing touches `this`
+    // after this line.
+    ReleaseElsewhere(std::move(s->impl));
+  }
+
+  static void ReleaseElsewhere(std::shared_ptr<Impl> impl) {
+    if (!impl) return;
+    auto* executor = arrow::io::default_io_context().executor();
+    auto holder = std::make_shared<std::shared_ptr<Impl>>(std::move(impl));
+    if (!executor->Spawn([holder] { holder->reset(); }).ok()) holder->reset();
+  }
+
+  arrow::Status EnterSend() {
+    std::lock_guard<std::mutex> lk(mu);
+    if (shutting_down) {
+      return MakeError(ErrorKind::kTransmission, false,
+                       "ZerobusWrapper for table '" + config.table_name +
+                           "' is shut down: send_batch is not allowed after shutdown()");
+    }
+    ++active_sends;
+    return arrow::Status::OK();
+  }
+
+  arrow::Result<arrow::Future<TransmissionResult>> SendBatchAsync(
+      const arrow::RecordBatch& batch) {
+    ARROW_RETURN_NOT_OK(EnterSend());
+    auto s = std::make_shared<SendState>();
+    s->impl = shared_from_this();
+    s->wall_start = std::chrono::system_clock::now();
+    s->start = Clock::now();
+    s->n = batch.num_rows();
+    auto future = s->future;
+    if (Prepare(batch, *s)) {
+      StartAttempt(s);
+    } else {
+      Complete(s);
+    }
+    return future;
+  }
+
+  arrow::Result<arrow::Future<TransmissionResult>> SendStreamAsync(
+      arrow::RecordBatchReader& reader) {
+    ARROW_RETURN_NOT_OK(EnterSend());  // held while reading: Shutdown waits for the reader
+    struct Leave {
+      Impl* impl;
+      ~Leave() {
+        std::lock_guard<std::mutex> lk(impl->mu);
+        if (--impl->active_sends == 0) impl->cv.notify_all();
+      }
+    } leave{this};
+    const auto start = Clock::now();
+    std::vector<arrow::Future<TransmissionResult>> parts;
+    arrow::Status read_error;
+    int64_t rows_read = 0;
+    while (true) {
+      std::shared_ptr<arrow::RecordBatch> b;
+      arrow::Status st = reader.ReadNext(&b);
+      if (!st.ok()) {
+        read_error = st;
+        break;
+      }
+      if (!b) break;
+      auto f = SendBatchAsync(*b);
+      if (!f.ok()) {
+        read_error = f.status();
+        break;
+      }
+      rows_read += b->num_rows();
+      parts.push_back(std::move(*f));
+    }
+    std::optional<std::string> stopped;
+    if (!read_error.ok()) {
+      const std::string cause = GetZerobusDetail(read_error) != nullptr
+                                    ? RenderError(read_error)
+                                    : read_error.ToString();
+      stopped = RenderError(ConversionError("reading the input stopped after " +
+                                            std::to_string(rows_read) + " rows: " + cause));
+    }
+    return arrow::All(std::move(parts))
+        .Then([start, stopped](const std::vector<arrow::Result<TransmissionResult>>& results) {
+          std::vector<TransmissionResult> ok;
+          ok.reserve(results.size());
+          for (const auto& r : results) ok.push_back(r.ValueOrDie());  // sends never fail
+          TransmissionResult combined = TransmissionResult::Concatenate(ok);
+          combined.latency_ms =
+              std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+          if (stopped) combined.error = stopped;
+          return combined;
+        });
+  }
+
+  arrow::Result<TransmissionResult> SendBatch(const arrow::RecordBatch& batch) {
+    ARROW_ASSIGN_OR_RAISE(auto future, SendBatchAsync(batch));
+    return future.result();
   }
 
   WrapperStats Stats() const {
@@ -881,6 +1153,16 @@ arrow::Status StartOutputs(ZerobusWrapper::Impl* impl) {
 
 arrow::Result<TransmissionResult> ZerobusWrapper::SendBatch(const arrow::RecordBatch& batch) {
   return impl_->SendBatch(batch);
+}
+
+arrow::Result<arrow::Future<TransmissionResult>> ZerobusWrapper::SendBatchAsync(
+    const arrow::RecordBatch& batch) {
+  return impl_->SendBatchAsync(batch);
+}
+
+arrow::Result<arrow::Future<TransmissionResult>> ZerobusWrapper::SendStreamAsync(
+    arrow::RecordBatchReader& reader) {
+  return impl_->SendStreamAsync(reader);
 }
 
 arrow::Status ZerobusWrapper::Flush() { return impl_->Flush(); }
