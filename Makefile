@@ -36,7 +36,7 @@ demo: build
 	@bash scripts/demo.sh $(BUILD)
 
 # All benchmarks; each program's last output line is JSON, collected in bench-results.jsonl.
-bench: build
+bench: build python
 	@bash scripts/bench.sh $(BUILD)
 
 # Per-file line coverage of the C++ sources (gcovr) and of the Python code (pytest-cov).

@@ -14,5 +14,14 @@ for prog in "$BUILD"/bench/*/bench_*; do
   grep -E '^\{.*"name"' "$log" >> "$out" || { echo "bench: $prog printed no JSON line" >&2; exit 1; }
   rm -f "$log"
 done
+# Python benchmarks (the installed package; `make bench` installs it first).
+PYTHON=${PYTHON:-python3}
+for script in bench/python/bench_*.py; do
+  echo "== $script"
+  log=$(mktemp)
+  AZ_BUILD_DIR="$BUILD" $PYTHON "$script" | tee "$log"
+  grep -E '^\{.*"name"' "$log" >> "$out" || { echo "bench: $script printed no JSON line" >&2; exit 1; }
+  rm -f "$log"
+done
 echo "== results in $out"
 cat "$out"
