@@ -40,7 +40,7 @@ bench: build python
 	@bash scripts/bench.sh $(BUILD)
 
 # Per-file line coverage of the C++ sources (gcovr) and of the Python code (pytest-cov).
-coverage: setup
+coverage: python
 	@bash scripts/coverage.sh
 
 clean:

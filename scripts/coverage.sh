@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Per-file line coverage of the C++ sources (gcovr on an instrumented build). Python coverage
-# (pytest-cov) joins once the project has Python code of its own.
+# Per-file line coverage of the C++ sources (gcovr on an instrumented build), then of the Python
+# package's own layer (pytest-cov over the Python suite, against the installed package that
+# `make coverage` builds from build/ first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=build-coverage
@@ -12,3 +13,8 @@ mkdir -p coverage
 gcovr -r . --object-directory "$BUILD" --gcov-ignore-parse-errors --filter 'src/' --filter 'emulator/' --filter 'include/' \
   --txt coverage/cpp.txt --html-details coverage/cpp.html
 cat coverage/cpp.txt
+
+echo
+echo "== Python layer (pytest-cov)"
+python3 -m pytest -q python/tests --cov=arrow_zerobus_sdk_wrapper --cov-report=term-missing \
+  --cov-report=html:coverage/python.html | tee coverage/python.txt

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev gcovr
   clang-14 libclang-rt-14-dev
+  openjdk-17-jre-headless
 )
 
 missing=()

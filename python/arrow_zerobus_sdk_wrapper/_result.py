@@ -131,8 +131,8 @@ class TransmissionResult:
     def _from_pending(cls, pending: _core.Pending, source: Any = None) -> TransmissionResult:
         """A result for a send still in flight.
 
-        `source` (the object sent) is held until the outcome is known, so that the producer of
-        the Arrow data outlives the send even if the caller drops it at once.
+        `source` is kept only for callers that want the input held until the outcome is known;
+        send_batch passes none (the input is fully read before it returns).
         """
         self = cls.__new__(cls)
         self._pending = pending
@@ -496,7 +496,25 @@ def _take_rows(batch: pa.RecordBatch, indices: Sequence[int]) -> pa.RecordBatch:
     if last - first + 1 == len(indices):
         # Consecutive rows (the common case: a failed tail, a delivered head): zero-copy slice.
         return batch.slice(first, len(indices))
-    return batch.take(pa.array(indices, type=pa.int64()))
+    try:
+        return batch.take(pa.array(indices, type=pa.int64()))
+    except pa.ArrowNotImplementedError:
+        # Some types have no take kernel (string_view / binary_view, which polars exports):
+        # join slices of the runs of consecutive indices instead.
+        return pa.concat_batches([batch.slice(start, length) for start, length in _runs(indices)])
+
+
+def _runs(indices: Sequence[int]) -> List[Tuple[int, int]]:
+    """(start, length) of each run of consecutive indices, in order."""
+    runs: List[Tuple[int, int]] = []
+    start = previous = indices[0]
+    for index in indices[1:]:
+        if index != previous + 1:
+            runs.append((start, previous - start + 1))
+            start = index
+        previous = index
+    runs.append((start, previous - start + 1))
+    return runs
 
 
 # ---- asyncio bridge -------------------------------------------------------------------------

@@ -91,7 +91,9 @@ class ZerobusWrapper:
             pending = native.send_array(schema_capsule, array_capsule)
         else:
             raise TypeError(f"send_batch expects {_ARROW_HINT}; got {type(batch).__name__}")
-        return TransmissionResult._from_pending(pending, source=batch)
+        # The C++ side has read (and let go of) the input by now: the result holds no reference
+        # to it, so pipelined sends keep no batch alive.
+        return TransmissionResult._from_pending(pending)
 
     # ---- flush / shutdown -------------------------------------------------------------------
 
