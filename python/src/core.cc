@@ -647,10 +647,21 @@ NB_MODULE(_core, m) {
       .def_prop_ro("in_doubt_count",
                    [](const NativeResult& n) { return static_cast<int64_t>(n.r.in_doubt_rows.size()); })
       .def_prop_ro("failed_rows", [](const NativeResult& n) {
+        // Rows that failed together share one message: one Python string per run of equal
+        // messages, not one per row.
         nb::list out;
-        for (const auto& f : n.r.failed_rows) out.append(nb::make_tuple(f.row_index, f.message));
+        const std::string* last = nullptr;
+        nb::str text;
+        for (const auto& f : n.r.failed_rows) {
+          if (last == nullptr || f.message != *last) {
+            text = nb::str(f.message.data(), f.message.size());
+            last = &f.message;
+          }
+          out.append(nb::make_tuple(f.row_index, text));
+        }
         return out;
       })
+      .def_prop_ro("failed_row_indices", [](const NativeResult& n) { return n.r.FailedRowIndices(); })
       .def_prop_ro("successful_rows", [](const NativeResult& n) { return n.r.successful_rows; })
       .def_prop_ro("in_doubt_rows", [](const NativeResult& n) { return n.r.in_doubt_rows; })
       .def("__repr__", [](const NativeResult& n) { return n.r.ToString(); });
