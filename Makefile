@@ -31,8 +31,11 @@ test-cpp:
 test-python:
 	@bash scripts/run_pytest.sh
 
-# The main job: sample Arrow data through the project (see README).
-demo: build
+# The main job: sample Arrow data through the project (see README). Builds only what it runs.
+DEMO_TARGETS = arrow_zerobus zerobus-arrow zerobus-emulator
+demo: configure
+	@echo "demo: building only the demo's targets: $(DEMO_TARGETS)"
+	@cmake --build $(BUILD) -j $(JOBS) --target $(DEMO_TARGETS)
 	@bash scripts/demo.sh $(BUILD)
 
 # All benchmarks; each program's last output line is JSON, collected in bench-results.jsonl.

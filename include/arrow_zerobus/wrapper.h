@@ -114,15 +114,19 @@ class ZerobusWrapper {
   // stream's worker when the acks arrive, or the retry executor); callbacks attached to it must
   // be short and must not call Flush or Shutdown. Many sends may be pending at once; nothing
   // waits on a thread per send. A failed Result only for misuse (after Shutdown()).
+  //
+  // With `caller_may_block` false (an event loop's thread), the requests are handed to the
+  // streams from an I/O thread instead, so a full in-flight budget never blocks the caller; the
+  // caller then bounds its own pending sends (e.g. by awaiting them).
   arrow::Result<arrow::Future<TransmissionResult>> SendBatchAsync(
-      const arrow::RecordBatch& batch);
+      const arrow::RecordBatch& batch, bool caller_may_block = true);
 
   // Reads `reader` to its end and sends each batch as it comes (pipelined, as SendBatchAsync),
   // with one combined result whose row indices count from the start of the stream. A read
   // error stops reading: the rows read so far are sent and accounted for, and the combined
   // result's `error` names the read error and the row where reading stopped.
   arrow::Result<arrow::Future<TransmissionResult>> SendStreamAsync(
-      arrow::RecordBatchReader& reader);
+      arrow::RecordBatchReader& reader, bool caller_may_block = true);
 
   // Waits until everything sent so far is acknowledged on every stream, and flushes the debug
   // files. The first error is returned.

@@ -253,7 +253,7 @@ class TransmissionResult:
 class ZerobusWrapper:
     def __init__(
         self,
-        config_or_endpoint: Union[WrapperConfiguration, str],
+        config_or_endpoint: Union[WrapperConfiguration, str, None] = None,
         table_name: Optional[str] = None,
         **options: Any,
     ) -> None: ...

@@ -466,8 +466,15 @@ def _as_record_batch(data: Any, caller: str) -> pa.RecordBatch:
         table = data
     elif isinstance(data, pa.RecordBatchReader):
         table = data.read_all()
-    elif hasattr(data, "__arrow_c_array__"):
+    elif hasattr(data, "__arrow_c_array__") and not hasattr(data, "__arrow_c_stream__"):
         return pa.record_batch(data)
+    elif hasattr(data, "__arrow_c_array__"):
+        # Both interfaces (e.g. a nanoarrow Array): one contiguous array exports as such; several
+        # chunks only as a stream (as send_batch does).
+        try:
+            return pa.record_batch(data)
+        except Exception:
+            table = pa.RecordBatchReader.from_stream(data).read_all()
     elif hasattr(data, "__arrow_c_stream__"):
         table = pa.RecordBatchReader.from_stream(data).read_all()
     else:

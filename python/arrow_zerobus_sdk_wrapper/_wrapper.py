@@ -40,10 +40,22 @@ class ZerobusWrapper:
 
     def __init__(
         self,
-        config_or_endpoint: WrapperConfiguration | str,
+        config_or_endpoint: WrapperConfiguration | str | None = None,
         table_name: Optional[str] = None,
         **options: Any,
     ) -> None:
+        # Keyword forms too, as the original wrapper's users wrote them:
+        # ZerobusWrapper(config=cfg) and ZerobusWrapper(endpoint=..., table_name=..., ...).
+        if config_or_endpoint is None:
+            if "config" in options:
+                config_or_endpoint = options.pop("config")
+            elif "endpoint" in options:
+                config_or_endpoint = options.pop("endpoint")
+            else:
+                raise TypeError(
+                    "ZerobusWrapper needs a WrapperConfiguration (config=...) or an endpoint "
+                    "and a table_name"
+                )
         if isinstance(config_or_endpoint, WrapperConfiguration):
             if table_name is not None or options:
                 raise TypeError(
@@ -82,13 +94,24 @@ class ZerobusWrapper:
         """
         _logging.sync_level()
         native = self._native
+        # On an event loop's thread a full in-flight budget must not block the loop: the C++
+        # side then hands the requests to the streams from an I/O thread.
+        block = asyncio._get_running_loop() is None
         if _prefers_stream(batch):
-            pending = native.send_stream(batch.__arrow_c_stream__())
+            pending = native.send_stream(batch.__arrow_c_stream__(), block)
         elif hasattr(batch, "__arrow_c_array__"):
             # The extension refuses an array that is not a struct array (TypeError naming its
             # Arrow format), whoever produced it.
-            schema_capsule, array_capsule = batch.__arrow_c_array__()
-            pending = native.send_array(schema_capsule, array_capsule)
+            try:
+                schema_capsule, array_capsule = batch.__arrow_c_array__()
+            except Exception:
+                # An object offering both interfaces whose data is not one contiguous array
+                # (e.g. a nanoarrow Array of several chunks) can only be exported as a stream.
+                if not hasattr(batch, "__arrow_c_stream__"):
+                    raise
+                pending = native.send_stream(batch.__arrow_c_stream__(), block)
+            else:
+                pending = native.send_array(schema_capsule, array_capsule, block)
         else:
             raise TypeError(f"send_batch expects {_ARROW_HINT}; got {type(batch).__name__}")
         # The C++ side has read (and let go of) the input by now: the result holds no reference

@@ -10,8 +10,10 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <optional>
 #include <set>
 #include <string>
@@ -358,6 +360,19 @@ std::shared_ptr<arrow::RecordBatchReader> ImportStream(nb::handle capsule) {
     PyErr_SetString(PyExc_ValueError, "the Arrow stream capsule was already consumed");
     throw nb::python_error();
   }
+  // A stream of plain arrays (a ChunkedArray, a Series) is not a table: say so as for arrays.
+  ArrowSchema schema{};
+  if (stream->get_schema(stream, &schema) == 0) {
+    const std::string format = schema.format ? schema.format : "?";
+    if (schema.release) schema.release(&schema);
+    if (format != "+s") {
+      PyErr_Format(PyExc_TypeError,
+                   "send_batch expects a stream of record batches (Arrow struct arrays); got a "
+                   "stream of Arrow format '%s'",
+                   format.c_str());
+      throw nb::python_error();
+    }
+  }
   auto reader = arrow::ImportRecordBatchReader(stream);
   if (!reader.ok()) {
     PyErr_Format(PyExc_ValueError, "the Arrow stream could not be imported: %s",
@@ -539,26 +554,44 @@ struct Wrapper {
 
   az::ZerobusWrapper& get() { return *w; }
 
-  Pending send_array(nb::handle schema_capsule, nb::handle array_capsule) {
+  // `block` false on an event loop's thread: a full in-flight budget must not block it.
+  Pending send_array(nb::handle schema_capsule, nb::handle array_capsule, bool block) {
     std::shared_ptr<arrow::RecordBatch> batch = ImportBatch(schema_capsule, array_capsule);
     arrow::Result<arrow::Future<az::TransmissionResult>> f;
     {
       nb::gil_scoped_release release;
-      f = get().SendBatchAsync(*batch);
+      f = get().SendBatchAsync(*batch, block);
       batch.reset();  // the producer's release callback runs without the GIL held by us
     }
     return Pending{Unwrap(std::move(f))};
   }
 
-  Pending send_stream(nb::handle stream_capsule) {
+  Pending send_stream(nb::handle stream_capsule, bool block) {
     std::shared_ptr<arrow::RecordBatchReader> reader = ImportStream(stream_capsule);
     arrow::Result<arrow::Future<az::TransmissionResult>> f;
     {
       nb::gil_scoped_release release;
-      f = get().SendStreamAsync(*reader);
+      f = get().SendStreamAsync(*reader, block);
       reader.reset();
     }
     return Pending{Unwrap(std::move(f))};
+  }
+
+  // Flush / Shutdown on their own thread, waited for in slices so Ctrl-C raises
+  // KeyboardInterrupt promptly (the work itself goes on to its end).
+  void RunInterruptible(arrow::Status (*work)(az::ZerobusWrapper&)) {
+    auto done = std::make_shared<std::promise<arrow::Status>>();
+    std::future<arrow::Status> result = done->get_future();
+    std::thread([w = get(), done, work]() mutable { done->set_value(work(w)); }).detach();
+    while (true) {
+      std::future_status ready;
+      {
+        nb::gil_scoped_release release;
+        ready = result.wait_for(std::chrono::milliseconds(100));
+      }
+      if (ready == std::future_status::ready) return Check(result.get());
+      if (PyErr_CheckSignals() != 0) throw nb::python_error();
+    }
   }
 };
 
@@ -683,23 +716,14 @@ NB_MODULE(_core, m) {
         }
         new (self) Wrapper(Unwrap(std::move(made)));
       }, "config"_a)
-      .def("send_array", &Wrapper::send_array, "schema_capsule"_a, "array_capsule"_a)
-      .def("send_stream", &Wrapper::send_stream, "stream_capsule"_a)
+      .def("send_array", &Wrapper::send_array, "schema_capsule"_a, "array_capsule"_a,
+           "block"_a = true)
+      .def("send_stream", &Wrapper::send_stream, "stream_capsule"_a, "block"_a = true)
       .def("flush", [](Wrapper& w) {
-        arrow::Status st;
-        {
-          nb::gil_scoped_release release;
-          st = w.get().Flush();
-        }
-        Check(st);
+        w.RunInterruptible([](az::ZerobusWrapper& z) { return z.Flush(); });
       })
       .def("shutdown", [](Wrapper& w) {
-        arrow::Status st;
-        {
-          nb::gil_scoped_release release;
-          st = w.get().Shutdown();
-        }
-        Check(st);
+        w.RunInterruptible([](az::ZerobusWrapper& z) { return z.Shutdown(); });
       })
       .def("is_shutdown", [](Wrapper& w) { return w.get().is_shutdown(); })
       .def("stats", [](Wrapper& w) {

@@ -37,13 +37,8 @@ bool HasRepeated(const MessageBinding& message) {
   return false;
 }
 
-// Bytes of one whole EphemeralStreamRequest{ingest_record_batch{offset_id, proto_encoded_batch
-// {records}}} whose records take `body` bytes (framing included).
-int64_t RequestSize(int64_t body) {
-  const int64_t batch = 1 + ei::VarintSize(static_cast<uint64_t>(body)) + body;  // field 2
-  const int64_t ingest = 1 + 10 + batch;  // offset_id (field 1) as a worst-case 10-byte varint
-  return 1 + ei::VarintSize(static_cast<uint64_t>(ingest)) + ingest;  // field 3
-}
+// Bytes of the whole request whose records take `body` bytes (framing included).
+int64_t RequestSize(int64_t body) { return ei::IngestRequestSize(body); }
 
 // The most record bytes one request can carry: RequestSize grows with the body, so walk down
 // from the limit (the framing is at most a few dozen bytes).

@@ -100,4 +100,14 @@ struct Tag {
   }
 };
 
+// Bytes of one whole EphemeralStreamRequest{ingest_record_batch{offset_id, <payload>}} whose
+// payload (the framed records) takes `payload` bytes, with offset_id at its widest (a 10-byte
+// varint). The one request-size rule: the encoder chunks by it and the stream admits by it.
+inline int64_t IngestRequestSize(int64_t payload) {
+  const auto v = [](int64_t x) { return static_cast<int64_t>(VarintSize(static_cast<uint64_t>(x))); };
+  const int64_t batch = 1 + v(payload) + payload;  // field 2: the records
+  const int64_t ingest = 1 + 10 + batch;           // field 1: offset_id
+  return 1 + v(ingest) + ingest;                   // field 3 of the request
+}
+
 }  // namespace arrow_zerobus::encode_internal

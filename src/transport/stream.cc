@@ -958,9 +958,12 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(std::shared_ptr<arr
                                                              int64_t num_records, bool batch) {
   Core& c = *core_;
   const int64_t size = static_cast<int64_t>(bytes.size());
-  if (size + static_cast<int64_t>(internal::kMaxIngestHeader) > kDefaultMaxRequestBytes) {
+  // The encoder chunks by the same rule, so every chunk it makes is admitted.
+  const int64_t request = encode_internal::IngestRequestSize(size);
+  if (request > kDefaultMaxRequestBytes) {
     return MakeError(ErrorKind::kTransmission, false,
-                     "request of " + std::to_string(size) + " bytes exceeds the limit of " +
+                     "request of " + std::to_string(request) + " bytes (" + std::to_string(size) +
+                         " bytes of records and the request header) exceeds the limit of " +
                          std::to_string(kDefaultMaxRequestBytes) +
                          " bytes per request (split the batch into smaller chunks)");
   }

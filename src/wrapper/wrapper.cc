@@ -847,6 +847,9 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
       } else {
         message = RenderError(last_error);
       }
+      // Only failures that say the service struggles count toward the failure-rate cool-down:
+      // a permanent refusal (the table's schema, a missing grant) is not helped by pausing.
+      const bool service_caused = s->exhausted || IsRetryable(last_error);
       // A request that went on the wire and was never acknowledged may have been stored.
       const std::string in_doubt_message =
           message +
@@ -858,7 +861,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
           const int64_t row = s->wire->source_rows[static_cast<size_t>(k)];
           s->failed.push_back({row, doubt ? in_doubt_message : message});
           if (doubt) in_doubt.push_back(row);
-          ++out.transmission_failed;
+          if (service_caused) ++out.transmission_failed;
         }
       }
       transmission_error = std::move(message);
@@ -964,7 +967,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
   }
 
   arrow::Result<arrow::Future<TransmissionResult>> SendBatchAsync(
-      const arrow::RecordBatch& batch) {
+      const arrow::RecordBatch& batch, bool caller_may_block) {
     ARROW_RETURN_NOT_OK(EnterSend());
     auto s = std::make_shared<SendState>();
     s->impl = shared_from_this();
@@ -972,16 +975,19 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     s->start = Clock::now();
     s->n = batch.num_rows();
     auto future = s->future;
-    if (Prepare(batch, *s)) {
-      StartAttempt(s);
-    } else {
+    if (!Prepare(batch, *s)) {
       Complete(s);
+    } else if (caller_may_block ||
+               !arrow::io::default_io_context().executor()->Spawn([s] {
+                  s->impl->StartAttempt(s);
+                }).ok()) {
+      StartAttempt(s);
     }
     return future;
   }
 
   arrow::Result<arrow::Future<TransmissionResult>> SendStreamAsync(
-      arrow::RecordBatchReader& reader) {
+      arrow::RecordBatchReader& reader, bool caller_may_block) {
     ARROW_RETURN_NOT_OK(EnterSend());  // held while reading: Shutdown waits for the reader
     struct Leave {
       Impl* impl;
@@ -1002,7 +1008,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
         break;
       }
       if (!b) break;
-      auto f = SendBatchAsync(*b);
+      auto f = SendBatchAsync(*b, caller_may_block);
       if (!f.ok()) {
         read_error = f.status();
         break;
@@ -1032,7 +1038,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
   }
 
   arrow::Result<TransmissionResult> SendBatch(const arrow::RecordBatch& batch) {
-    ARROW_ASSIGN_OR_RAISE(auto future, SendBatchAsync(batch));
+    ARROW_ASSIGN_OR_RAISE(auto future, SendBatchAsync(batch, /*caller_may_block=*/true));
     return future.result();
   }
 
@@ -1156,13 +1162,13 @@ arrow::Result<TransmissionResult> ZerobusWrapper::SendBatch(const arrow::RecordB
 }
 
 arrow::Result<arrow::Future<TransmissionResult>> ZerobusWrapper::SendBatchAsync(
-    const arrow::RecordBatch& batch) {
-  return impl_->SendBatchAsync(batch);
+    const arrow::RecordBatch& batch, bool caller_may_block) {
+  return impl_->SendBatchAsync(batch, caller_may_block);
 }
 
 arrow::Result<arrow::Future<TransmissionResult>> ZerobusWrapper::SendStreamAsync(
-    arrow::RecordBatchReader& reader) {
-  return impl_->SendStreamAsync(reader);
+    arrow::RecordBatchReader& reader, bool caller_may_block) {
+  return impl_->SendStreamAsync(reader, caller_may_block);
 }
 
 arrow::Status ZerobusWrapper::Flush() { return impl_->Flush(); }

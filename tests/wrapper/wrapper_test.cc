@@ -404,13 +404,21 @@ TEST_F(WrapperTest, FailureRateCooldownCountsOnlyServiceFailures) {
   EXPECT_EQ(bad.failed_count, 100);
   EXPECT_FALSE(w.cooldown().has_value());
 
-  AddFault(EndStream(1, kInvalidArgument, "refused", 2));
+  // A permanent refusal is the setup's fault, not the service's: no cool-down.
+  AddFault(EndStream(1, kInvalidArgument, "refused", 1));
+  auto refused = Send(w, MakeRows(500, 200));
+  EXPECT_EQ(refused.failed_count, 200);
+  EXPECT_FALSE(w.cooldown().has_value());
+
+  // Transient failures on every stream until the retries run out: the service struggles.
+  AddFault(EndStream(1, kUnavailable, "unavailable", 0));
   // Fewer rows than failure_rate_min_rows: no cool-down either.
   auto small = Send(w, MakeRows(1000, 50));
   EXPECT_EQ(small.failed_count, 50);
   EXPECT_FALSE(w.cooldown().has_value());
   auto big = Send(w, MakeRows(2000, 200));
   EXPECT_EQ(big.failed_count, 200);
+  emu_->faults().Clear();
   auto cd = w.cooldown();
   ASSERT_TRUE(cd.has_value());
   EXPECT_THAT(cd->reason, HasSubstr("failure rate of 100.0%"));
