@@ -437,7 +437,7 @@ def test_writer_in_process_accounting_quarantine_and_no_secret_in_logs(env, tmp_
     quarantine = tmp_path / "q"
     summary_path = tmp_path / "summary.json"
     options = {"table": table, **env.options(), "quarantine_path": str(quarantine),
-               "summary_path": str(summary_path), "max_pending_batches": "2"}
+               "summary_path": summary_path.as_uri(), "max_pending_batches": "2"}
     source = zspark.ZerobusDataSource(options)
     writer = source.writer(StructType([StructField("id", LongType(), False)]), False)
     writer = pickle.loads(pickle.dumps(writer))  # what Spark does on the way to a task
@@ -495,6 +495,24 @@ def test_writer_in_process_accounting_quarantine_and_no_secret_in_logs(env, tmp_
     assert secret not in everything
 
 
+def test_stream_writer_in_process_reports_by_table(env):
+    """Without a checkpointLocation option, a query's micro-batches are found by table."""
+    table = "main.spark.in_process"
+    writer = zspark.ZerobusDataSource({"table": table, **env.options()}).streamWriter(None, False)
+    ids = pa.array(range(10_000, 10_100), pa.int64())
+    batch = pa.record_batch({"id": ids, **expected_iot(ids)})
+    message = writer.write(iter([batch]))
+    before = len(zspark.micro_batch_summaries(table=table))
+    # The commit runs with a writer made again for it (as Spark does for every micro-batch).
+    zspark.ZerobusDataSource({"table": table, **env.options()}).streamWriter(None, False) \
+        .commit([message], 7)
+    batches = zspark.micro_batch_summaries(table=table)
+    assert len(batches) == before + 1
+    last = batches[-1]
+    assert (last["batch_id"], last["mode"], last["rows"], last["landed"]) == (7, "stream", 100, 100)
+    assert last["write_id"] == message.write_id and last["checkpoint_location"] is None
+
+
 # ---- Spark ------------------------------------------------------------------------------------
 
 
@@ -542,7 +560,13 @@ def test_rows_that_cannot_convert_go_to_the_quarantine(env, tmp_path):
     out_of_range = {i for i in range(n) if i % 1000 == 7}
     null_ts = {i for i in range(n) if i % 5000 == 123}
     bad = out_of_range | null_ts
-    summary = env.write(df, table, quarantine_path=str(quarantine))
+    # Spark hands timestamps over in the session's time zone; they land as the same instants.
+    zone = env.spark.conf.get("spark.sql.session.timeZone")
+    env.spark.conf.set("spark.sql.session.timeZone", "America/Los_Angeles")
+    try:
+        summary = env.write(df, table, quarantine_path=quarantine.as_uri())  # a pyarrow URI
+    finally:
+        env.spark.conf.set("spark.sql.session.timeZone", zone)
 
     check_summary_invariants(summary)
     assert (summary["rows"], summary["landed"], summary["failed"]) == (n, n - len(bad), len(bad))
@@ -694,6 +718,23 @@ def test_structured_streaming_reports_each_micro_batch(env, tmp_path):
     assert sorted(ids_of(landed)) == [i for i in range(3 * per_file) if i != 4321]
     assert_iot_values(landed)
 
+    # fail_on_error: the query stops at the micro-batch with a failed row.
+    checkpoint = str(tmp_path / "checkpoint-strict")
+    query = (
+        env.spark.readStream.schema(schema).option("maxFilesPerTrigger", 1).parquet(str(source))
+        .writeStream.format("zerobus")
+        .option("table", table)
+        .option("checkpointLocation", checkpoint)
+        .option("fail_on_error", "true")
+        .options(**FAST)
+        .trigger(availableNow=True)
+        .start()
+    )
+    with pytest.raises(Exception, match="Rows failed: 1 of 3000 rows failed"):
+        query.awaitTermination(timeout=300)
+    assert [(b["batch_id"], b["status"]) for b in zspark.micro_batch_summaries(checkpoint)] == [
+        (0, "committed"), (1, "failed")]
+
 
 def test_the_secret_is_not_in_plans_ui_events_or_logs(env):
     """A write with the secret as an option, Spark's log at INFO: the event log (what the UI
@@ -741,8 +782,14 @@ def test_docs_spark_md_examples_run(env, capsys):
     # What the blocks printed matches the table.
     assert "rows=100000 landed=100000 failed=0" in out, out
     assert "landed=990 failed=10" in out, out
+    assert "Rows failed: 10 of 1000 rows failed writing to main.default.iot (ConversionError 10); " \
+           "990 landed\nfailed\n" in out, out
     assert re.search(r"micro-batch 0: rows=1000 landed=1000 failed=0", out), out
-    assert landed.num_rows == 100_000 + 100_000 + 990 + 1000
+    assert landed.num_rows == 100_000 + 100_000 + 990 + 990 + 1000
+    assert pc.count_distinct(landed.column("id")).as_py() == landed.num_rows
+    # Columns of the table that the DataFrame lacks are NULL.
+    first = landed.filter(pc.less(landed.column("id"), 100_000))
+    assert first.num_rows == 100_000 and first.column("humidity").null_count == 100_000
 
 
 def test_example_spark_write_runs():

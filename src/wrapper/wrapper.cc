@@ -206,6 +206,9 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
   bool shutdown_running = false;
   std::optional<arrow::Status> shutdown_status;
   int active_sends = 0;
+  // Sends started and not finished (Flush waits for them), by send id.
+  std::map<uint64_t, arrow::Future<TransmissionResult>> sends_in_progress;
+  uint64_t next_send_id = 0;
 
   // Retries waiting out their backoff (queued under `mu`, see Decide).
   RetryTimer retry_timer;
@@ -295,6 +298,26 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
       if (shutdown_status) return arrow::Status::OK();  // everything was flushed by Shutdown
     }
     arrow::Status first;
+    // Every send started before this call gets its outcome (including sends whose requests an
+    // I/O thread is still handing to a stream), within flush_timeout_ms.
+    std::vector<arrow::Future<TransmissionResult>> started;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      started.reserve(sends_in_progress.size());
+      for (const auto& [id, f] : sends_in_progress) started.push_back(f);
+    }
+    const auto deadline = Clock::now() + milliseconds(std::clamp<int64_t>(
+                                             config.flush_timeout_ms, 0, int64_t{1} << 40));
+    for (size_t i = 0; i < started.size(); ++i) {
+      const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+      if (!started[i].Wait(std::max(0.0, left))) {
+        first = MakeError(ErrorKind::kTransmission, true,
+                          "flush: " + std::to_string(started.size() - i) +
+                              " send(s) still in progress after flush_timeout_ms (" +
+                              std::to_string(config.flush_timeout_ms) + " ms)");
+        break;
+      }
+    }
     for (auto& handle : LiveHandles()) {
       const StreamState state = handle->stream->state();
       if (state == StreamState::kFailed || state == StreamState::kClosed) continue;
@@ -540,6 +563,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
   // thread at a time (the submitter, then the thread that completes the last ack).
   struct SendState {
     std::shared_ptr<Impl> impl;  // the wrapper lives until its sends finish
+    uint64_t id = 0;             // key in sends_in_progress
     arrow::Future<TransmissionResult> future = arrow::Future<TransmissionResult>::Make();
     std::chrono::system_clock::time_point wall_start;
     Clock::time_point start;
@@ -940,6 +964,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     s->future.MarkFinished(std::move(result));
     {
       std::lock_guard<std::mutex> lk(mu);
+      sends_in_progress.erase(s->id);
       if (--active_sends == 0) cv.notify_all();
     }
     // The last reference to the wrapper may be this send's: drop it on an I/O thread, never on a
@@ -975,6 +1000,11 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     s->start = Clock::now();
     s->n = batch.num_rows();
     auto future = s->future;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      s->id = next_send_id++;
+      sends_in_progress.emplace(s->id, future);
+    }
     if (!Prepare(batch, *s)) {
       Complete(s);
     } else if (caller_may_block ||
