@@ -9,15 +9,16 @@ over loopback with OAuth, with the table's Unity Catalog descriptor (the sink's 
                            batches, and each task sends its partition through one
                            ZerobusWrapper. Timed: the whole save() (job start, Python workers,
                            sends, commit), after a warm-up write in the same session.
-  spark noop (2 cores)     the same job into a data source whose Arrow writer only counts rows:
-                           what Spark itself costs to hand the rows to Python.
+  spark noop               the same job into a data source whose Arrow writer only reads the
+                           batches: what Spark itself costs to hand the rows to Python.
   python process           the same rows as Arrow batches of the same size (Spark's
                            spark.sql.execution.arrow.maxRecordsPerBatch, 10,000), made before
                            timing, sent by one ZerobusWrapper in this process, pipelined.
-scaling = 2-core / 1-core rows/s; ratio_vs_python_process = 2-core Spark / python process.
+Figures are medians over the rounds. scaling = 2-core / 1-core rows/s;
+ratio_vs_python_process = 2-core Spark / python process.
 The machine has 2 cores, shared by Spark's JVM, its Python workers and the emulator.
 
-Environment: AZ_SPARK_ROWS (2000000), AZ_SPARK_PARTITIONS (8), AZ_SPARK_ROUNDS (1).
+Environment: AZ_SPARK_ROWS (2000000), AZ_SPARK_PARTITIONS (8), AZ_SPARK_ROUNDS (2).
 Ends with one JSON line: {"name":"spark_write_iot", ...}.
 """
 
@@ -134,9 +135,8 @@ def spark_runs(cores: int, emu, rows: int, partitions: int, rounds: int) -> dict
         figures = {"zerobus": [], "noop": []}
         for _ in range(rounds):
             figures["zerobus"].append(zerobus_write(rows))
-            if cores == 2:
-                figures["noop"].append(noop_write(rows))
-        return {k: statistics.median(v) for k, v in figures.items() if v}
+            figures["noop"].append(noop_write(rows))
+        return {k: statistics.median(v) for k, v in figures.items()}
     finally:
         spark.stop()
 
@@ -160,13 +160,14 @@ def python_process_run(emu, rows: int) -> float:
 def main() -> int:
     rows = int(os.environ.get("AZ_SPARK_ROWS", "2000000"))
     partitions = int(os.environ.get("AZ_SPARK_PARTITIONS", "8"))
-    rounds = int(os.environ.get("AZ_SPARK_ROUNDS", "1"))
+    rounds = int(os.environ.get("AZ_SPARK_ROUNDS", "2"))
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from arrow_zerobus_sdk_wrapper.testing import LocalZerobus
 
     with LocalZerobus(sink="null", tables={TABLE: IOT}) as emu:
         one = spark_runs(1, emu, rows, partitions, rounds)
-        print(f"spark local[1]: {one['zerobus'] / 1e3:.0f} k rows/s", flush=True)
+        print(f"spark local[1]: {one['zerobus'] / 1e3:.0f} k rows/s "
+              f"(noop sink {one['noop'] / 1e3:.0f} k rows/s)", flush=True)
         two = spark_runs(2, emu, rows, partitions, rounds)
         print(f"spark local[2]: {two['zerobus'] / 1e3:.0f} k rows/s "
               f"(noop sink {two['noop'] / 1e3:.0f} k rows/s)", flush=True)
@@ -183,6 +184,7 @@ def main() -> int:
         "scaling": round(two["zerobus"] / one["zerobus"], 3),
         "python_process_rows_per_s": round(python),
         "ratio_vs_python_process": round(two["zerobus"] / python, 3),
+        "spark_noop_rows_per_s_1core": round(one["noop"]),
         "spark_noop_rows_per_s_2core": round(two["noop"]),
     }
     print(json.dumps(result), flush=True)

@@ -403,6 +403,7 @@ class ZerobusCommitMessage(WriterCommitMessage):
     rows_retried: int = 0
     replayed: int = 0
     streams_opened: int = 0
+    started: float = 0.0
     quarantined: int = 0
     quarantine_file: Optional[str] = None
     error_types: Dict[str, int] = dataclasses.field(default_factory=dict)
@@ -433,6 +434,7 @@ class _WriterBase:
             stage=stage,
             task_attempt_id=task_attempt_id,
             batch_id=batch_id,
+            started=time.time(),
         )
         quarantine = (
             _Quarantine(plan, message) if plan.settings.quarantine_path is not None else None
@@ -467,6 +469,10 @@ class _WriterBase:
                  batch_id: Optional[int] = None) -> Dict[str, Any]:
         plan = self._plan
         summary = _add_up(messages)
+        # A streaming commit runs with a writer made for it: the tasks' start times count.
+        started = min([plan.started] + [m.started for m in messages
+                                         if isinstance(m, ZerobusCommitMessage) and m.started])
+        finished = time.time()
         summary.update(
             status=status,
             mode=plan.mode,
@@ -475,9 +481,9 @@ class _WriterBase:
             endpoint=plan.config.endpoint,
             quarantine_path=plan.settings.quarantine_path,
             fail_on_error=plan.settings.fail_on_error,
-            started_at=_iso(plan.started),
-            finished_at=_iso(time.time()),
-            seconds=round(time.time() - plan.started, 3),
+            started_at=_iso(started),
+            finished_at=_iso(finished),
+            seconds=round(finished - started, 3),
         )
         if batch_id is not None:
             summary["batch_id"] = batch_id
