@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,8 @@
 #include "inputs.h"
 #include "progress.h"
 #include "quarantine.h"
+#include "arrow_zerobus/schema.h"
+#include "decode/table_schema.h"
 #include "server/emulator.h"
 
 namespace arrow_zerobus::cli {
@@ -74,6 +77,9 @@ struct FileReport {
   int64_t done_prefix = 0;
   // First row of the earliest batch whose failed rows are not safely quarantined yet.
   std::optional<int64_t> hold;
+  // First row of the earliest batch whose failed rows are in no quarantine at all (none given,
+  // or writing them failed): closing the quarantine does not release this one.
+  std::optional<int64_t> hold_not_quarantined;
   bool read_to_end = false;
   std::optional<Clock::time_point> first_send, last_done;
 };
@@ -165,6 +171,7 @@ class Sender {
         auto schema = (*reader)->schema();
         if (!reference) {
           reference = schema;
+          input_schema_ = schema;
         } else {
           auto st = CheckSameSchema(*reference, files->front().path, *schema, f.path);
           if (!st.ok()) return Error(st);
@@ -205,6 +212,11 @@ class Sender {
     ARROW_ASSIGN_OR_RAISE(auto config, o_.config_file.empty()
                                            ? WrapperConfiguration::FromEnvironment()
                                            : WrapperConfiguration::FromYamlFile(o_.config_file));
+    // The secret belongs in the environment, also next to a configuration file without one.
+    if (!config.client_secret) {
+      const char* secret = std::getenv("ZEROBUS_CLIENT_SECRET");
+      if (secret && *secret) config.client_secret = SecretString(secret);
+    }
     if (!o_.endpoint.empty()) config.endpoint = o_.endpoint;
     if (!o_.table.empty()) config.table_name = o_.table;
     if (!o_.unity_catalog_url.empty()) config.unity_catalog_url = o_.unity_catalog_url;
@@ -222,6 +234,18 @@ class Sender {
     const std::string id = "zerobus-arrow-local";
     const std::string secret = RandomHex(16);
     eo.principals[id] = secret;
+    // A new table is declared from the inputs' Arrow schema, as `describe --declaration-out`
+    // does, so that it gets their Delta types (timestamp, date, decimal, smallint...); created
+    // from the protobuf descriptor it would get the wire types (bigint for a timestamp). An
+    // existing table is used as it is.
+    std::error_code ec;
+    if (input_schema_ && !fs::exists(fs::path(TableDir()) / "_delta_log", ec)) {
+      auto columns = DeltaColumnsFromArrowSchema(*input_schema_);
+      if (columns.ok()) {
+        auto schema = emulator::SchemaFromDeclaration(TableDeclarationJson(*columns));
+        if (schema.ok()) eo.tables.push_back({config_.table_name, *schema});
+      }
+    }
     local_server_ = std::make_unique<emulator::Emulator>(eo);
     ARROW_RETURN_NOT_OK(local_server_->Start());
     config_.endpoint = local_server_->grpc_endpoint();
@@ -240,7 +264,7 @@ class Sender {
     std::string dir = o_.local_dir;
     std::string name = config_.table_name;
     for (char& c : name) {
-      if (c == '.') c = '/';
+      c = c == '.' ? '/' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     return (fs::path(dir) / name).string();
   }
@@ -279,23 +303,29 @@ class Sender {
         window_.push_back({i, row, *batch, std::move(*future)});
         row += n;
         // Keep at most max_pending_batches in flight; collect whatever has finished meanwhile.
+        // The wait is in slices so that a Ctrl-C is noticed while the window is full (the
+        // drain below then bounds the wait).
         while (!window_.empty() &&
                (window_.size() >= static_cast<size_t>(std::max(1, o_.max_pending_batches)) ||
                 window_.front().future.is_finished())) {
-          window_.front().future.Wait();
+          if (!WaitFront(0.1)) break;
           Collect();
         }
       }
     }
-    // Drain: everything in flight gets its outcome (bounded after Ctrl-C).
-    const auto deadline =
-        Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o_.drain_timeout_s * 1000));
+    // Drain: everything in flight gets its outcome; after Ctrl-C, for at most drain_timeout_s
+    // from the moment it is noticed.
+    std::optional<Clock::time_point> deadline;
     while (!window_.empty()) {
       if (g_interrupted.load()) {
-        const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+        if (!deadline) {
+          deadline = Clock::now() +
+                     std::chrono::milliseconds(static_cast<int64_t>(o_.drain_timeout_s * 1000));
+        }
+        const double left = std::chrono::duration<double>(*deadline - Clock::now()).count();
         if (left <= 0 || !window_.front().future.Wait(left)) break;
-      } else {
-        window_.front().future.Wait();
+      } else if (!window_.front().future.Wait(0.1)) {
+        continue;  // look at g_interrupted again
       }
       Collect();
     }
@@ -303,6 +333,14 @@ class Sender {
   }
 
   bool stop_reading() const { return g_interrupted.load() || !error_.ok(); }
+
+  // Waits for the oldest batch in flight, in slices of `slice_s`; false when Ctrl-C came first.
+  bool WaitFront(double slice_s) {
+    while (!window_.front().future.Wait(slice_s)) {
+      if (g_interrupted.load()) return false;
+    }
+    return true;
+  }
 
   // The oldest batch in flight has its outcome: count it, quarantine its failed rows, advance
   // its file's checkpoint.
@@ -327,12 +365,14 @@ class Sender {
                          ": " + failed.message);
     }
     if (!result.failed_rows.empty()) {
-      bool safe = false;
+      bool written = false;
       if (quarantine_) {
         arrow::Status st = quarantine_->Write(*f.batch, result, r.file.path, f.first_row);
         if (!st.ok() && error_.ok()) error_ = st;
-        safe = st.ok() && quarantine_->durable_on_write();
+        written = st.ok();
       }
+      if (!written && !r.hold_not_quarantined) r.hold_not_quarantined = f.first_row;
+      const bool safe = written && quarantine_->durable_on_write();
       if (!safe && !r.hold) r.hold = f.first_row;
     }
     r.done_prefix = f.first_row + f.batch->num_rows();
@@ -369,9 +409,10 @@ class Sender {
     if (quarantine_) {
       arrow::Status st = quarantine_->Close();
       if (!st.ok() && error_.ok()) error_ = st;
-      // Closed: its rows are safe now, so the checkpoint may pass them.
+      // Closed: the rows written to it are safe now, so the checkpoint may pass them (not the
+      // failed rows whose write failed).
       if (st.ok()) {
-        for (auto& r : files_) r.hold.reset();
+        for (auto& r : files_) r.hold = r.hold_not_quarantined;
       }
     }
     MaybeSaveCheckpoint(true);
@@ -499,6 +540,7 @@ class Sender {
   std::unique_ptr<emulator::Emulator> local_server_;
   std::optional<ZerobusWrapper> wrapper_;
   InputOptions input_options_;
+  std::shared_ptr<arrow::Schema> input_schema_;  // of the first input (none for stdin)
   std::optional<Checkpoint> checkpoint_;
   bool resumed_partial_ = false;
   std::unique_ptr<Quarantine> quarantine_;

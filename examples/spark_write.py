@@ -45,8 +45,8 @@ def readings(spark, rows: int):
 def main(rows: int) -> int:
     # Spark's Python workers run this interpreter.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    quarantine = tempfile.mkdtemp(prefix="zerobus-quarantine-")
-    with LocalZerobus(tables={TABLE: DECLARATION}) as zerobus:
+    with tempfile.TemporaryDirectory(prefix="zerobus-quarantine-") as quarantine, \
+            LocalZerobus(tables={TABLE: DECLARATION}) as zerobus:
         spark = (
             SparkSession.builder.master("local[2]")
             .appName("spark_write example")

@@ -213,7 +213,7 @@ RunResult RunClient(const az::emulator::Emulator& emu, const Workload& w, int st
   az::OAuthOptions oo = az::OAuthOptions::Defaults();
   oo.unity_catalog_url = emu.http_endpoint();
   oo.client_id = kClientId;
-  oo.client_secret = kClientSecret;
+  oo.client_secret = az::SecretString(kClientSecret);
   oo.table_name = kTable;
   oo.workspace_id = "1234";
   auto provider = az::MakeOAuthHeadersProvider(oo).ValueOrDie();

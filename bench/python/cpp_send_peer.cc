@@ -3,11 +3,14 @@
 // emulator, and prints one JSON line of rows/s.
 //   awaited:   SendBatch per batch (wait for its acks before the next)
 //   pipelined: SendBatchAsync for every batch, then wait for all the results
-// Usage: cpp_send_peer FILE.arrow MODE   (MODE awaited|pipelined)
+// Usage: cpp_send_peer FILE.arrow|FILE.parquet MODE   (MODE awaited|pipelined)
+// A .parquet file is read in batches of AZ_PEER_BATCH_ROWS rows (default 65536, the batch size
+// of `zerobus-arrow send`), all into memory before the timed sends (bench_cli_send.py).
 // Connection settings come from ZEROBUS_* environment variables (WrapperConfiguration::
 // FromEnvironment), so the secret never appears on a command line.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -15,6 +18,7 @@
 #include <arrow/ipc/reader.h>
 #include <arrow/record_batch.h>
 #include <nlohmann/json.hpp>
+#include <parquet/arrow/reader.h>
 
 #include "arrow_zerobus/arrow_zerobus.h"
 
@@ -23,8 +27,19 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> ReadBatches(const std::string& path) {
   ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open(path));
+  if (EndsWith(path, ".parquet")) {
+    ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
+    const char* rows = std::getenv("AZ_PEER_BATCH_ROWS");
+    reader->set_batch_size(rows ? std::stoll(rows) : 64 * 1024);
+    ARROW_ASSIGN_OR_RAISE(auto batches, reader->GetRecordBatchReader());
+    return batches->ToRecordBatches();
+  }
   ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchFileReader::Open(file));
   std::vector<std::shared_ptr<arrow::RecordBatch>> out;
   for (int i = 0; i < reader->num_record_batches(); ++i) {
@@ -79,7 +94,7 @@ arrow::Status Run(const std::string& path, const std::string& mode) {
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: %s FILE.arrow awaited|pipelined\n", argv[0]);
+    std::fprintf(stderr, "usage: %s FILE.arrow|FILE.parquet awaited|pipelined\n", argv[0]);
     return 2;
   }
   arrow::Status st = Run(argv[1], argv[2]);

@@ -104,7 +104,7 @@ double RunStream(const az::emulator::Emulator& emu,
   az::OAuthOptions oauth = az::OAuthOptions::Defaults();
   oauth.unity_catalog_url = emu.http_endpoint();
   oauth.client_id = kClientId;
-  oauth.client_secret = kClientSecret;
+  oauth.client_secret = az::SecretString(kClientSecret);
   oauth.table_name = "main.bench.stream";
   oauth.workspace_id = "1";
   auto o = az::StreamOptions::Defaults();

@@ -3,6 +3,13 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -20,12 +27,76 @@ using json = nlohmann::json;
 
 void Reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  // Messages may quote client input (a table name from the URL, percent-decoded to any bytes);
+  // invalid UTF-8 becomes U+FFFD instead of dump() throwing, which httplib answers with an
+  // empty 500.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void ApiError(httplib::Response& res, int status, std::string_view code, std::string message) {
   Reply(res, status, json{{"error_code", std::string(code)}, {"message", std::move(message)}});
 }
+
+// httplib serves a connection on one pool thread from accept to close, blocked in recv while a
+// request is incomplete or the connection idles between keep-alive requests. Its default pool
+// is fixed (8 threads on a small machine), so a few slow or idle clients stalled every other
+// request, the token endpoint included. This pool starts another thread whenever a connection
+// arrives and no thread is idle, up to `max_threads` (threads stay until shutdown); the
+// timeouts set in Start bound how long a connection can hold its thread.
+class GrowingThreadPool final : public httplib::TaskQueue {
+ public:
+  explicit GrowingThreadPool(size_t max_threads) : max_threads_(max_threads) {}
+  ~GrowingThreadPool() override { shutdown(); }
+
+  // Called only by httplib's accept loop.
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && threads_.size() < max_threads_) {
+      threads_.emplace_back([this] { Work(); });
+    }
+    wake_.notify_one();
+  }
+
+  // Called by the accept loop once it has ended: queued connections are still served.
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  void Work() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      ++idle_;
+      wake_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty()) return;  // stopping
+      std::function<void()> job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+
+  const size_t max_threads_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  size_t idle_ = 0;
+  bool stop_ = false;
+};
+
+// Each connection holds a thread (and a file descriptor) until it closes or times out; 256
+// leaves room under the usual 1024-descriptor limit for the gRPC side and the tables.
+constexpr size_t kMaxHttpThreads = 256;
 
 }  // namespace
 
@@ -47,6 +118,15 @@ arrow::Status HttpFrontend::Start(const std::string& host, int port,
     server_ = std::make_unique<httplib::Server>();
   }
   Routes();
+  server_->new_task_queue = [] { return new GrowingThreadPool(kMaxHttpThreads); };
+  // A client that stops sending in the middle of a request, or stops reading the answer, is
+  // dropped after 3 s of silence (httplib's default is 5 s per recv/send).
+  server_->set_read_timeout(3, 0);
+  server_->set_write_timeout(3, 0);
+  // An idle keep-alive connection is closed after 5 s, and after 100 requests, so clients that
+  // pool connections (the SDKs do) reuse them without holding threads for long.
+  server_->set_keep_alive_timeout(5);
+  server_->set_keep_alive_max_count(100);
   // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and
   // share its traffic; only SO_REUSEADDR (quick restarts), so a port in use is an error.
   server_->set_socket_options([](socket_t sock) {
@@ -105,6 +185,11 @@ void HttpFrontend::Routes() {
           }
           auto schema = ctx.store->GetSchema(name);
           if (!schema.ok()) {
+            // Invalid: a part with characters a table name cannot hold (letters, digits and
+            // underscores only); anything else is a name that could exist but does not.
+            if (schema.status().IsInvalid()) {
+              return ApiError(res, 400, "INVALID_PARAMETER_VALUE", schema.status().message());
+            }
             return ApiError(res, 404, "TABLE_DOES_NOT_EXIST",
                             "Table '" + name + "' does not exist.");
           }
@@ -134,8 +219,9 @@ void HttpFrontend::Routes() {
     Reply(res, 200, json{{"rules", std::move(rules)}});
   });
 
-  // A rule object, or an array of them. Two keys are actions rather than rules:
-  // "expire_tokens": true and "block_creation_s": T (optionally with "table").
+  // A rule object, or an array of them. Three keys are actions rather than rules:
+  // "expire_tokens": true/false/N, "revoke_tokens": true and "block_creation_s": T (optionally
+  // with "table").
   s.Post("/admin/faults", [&ctx](const httplib::Request& req, httplib::Response& res) {
     json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) return ApiError(res, 400, "INVALID_PARAMETER_VALUE", "body is not JSON");
@@ -143,7 +229,9 @@ void HttpFrontend::Routes() {
     // Validate everything before applying anything.
     std::vector<FaultRule> rules;
     std::vector<bool> has_rule;
-    bool expire = false;
+    bool set_lifetime = false;
+    std::optional<std::chrono::seconds> lifetime;  // nullopt: back to --token-lifetime-s
+    bool revoke = false;
     std::vector<std::pair<std::string, double>> blocks;
     for (auto& item : items) {
       if (!item.is_object()) {
@@ -153,11 +241,27 @@ void HttpFrontend::Routes() {
                               ? item["table"].get<std::string>()
                               : "";
       if (item.contains("expire_tokens")) {
-        if (!item["expire_tokens"].is_boolean()) {
-          return ApiError(res, 400, "INVALID_PARAMETER_VALUE", "'expire_tokens' must be a bool");
+        // New tokens get a short lifetime and really expire at their expires_in, as real
+        // tokens do; tokens already issued keep theirs. true = 1 s, the shortest expires_in
+        // can state; false = the configured lifetime again.
+        const json& v = item["expire_tokens"];
+        if (v.is_boolean()) {
+          lifetime = v.get<bool>() ? std::optional(std::chrono::seconds(1)) : std::nullopt;
+        } else if (v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= 86400) {
+          lifetime = std::chrono::seconds(v.get<int64_t>());
+        } else {
+          return ApiError(res, 400, "INVALID_PARAMETER_VALUE",
+                          "'expire_tokens' must be true, false or whole seconds from 1 to 86400");
         }
-        expire = expire || item["expire_tokens"].get<bool>();
+        set_lifetime = true;
         item.erase("expire_tokens");
+      }
+      if (item.contains("revoke_tokens")) {
+        if (!item["revoke_tokens"].is_boolean()) {
+          return ApiError(res, 400, "INVALID_PARAMETER_VALUE", "'revoke_tokens' must be a bool");
+        }
+        revoke = revoke || item["revoke_tokens"].get<bool>();
+        item.erase("revoke_tokens");
       }
       if (item.contains("block_creation_s")) {
         const json& v = item["block_creation_s"];
@@ -188,12 +292,14 @@ void HttpFrontend::Routes() {
       ctx.faults->BlockCreation(table, std::chrono::milliseconds(
                                            static_cast<int64_t>(seconds * 1000.0)));
     }
-    if (expire) ctx.tokens->ExpireAll();
-    Reply(res, 200, json{{"ids", std::move(ids)}, {"expired_tokens", expire}});
+    if (set_lifetime) ctx.tokens->SetLifetimeOverride(lifetime);
+    if (revoke) ctx.tokens->RevokeAll();
+    Reply(res, 200, json{{"ids", std::move(ids)}});
   });
 
   s.Delete("/admin/faults", [&ctx](const httplib::Request&, httplib::Response& res) {
     ctx.faults->Clear();
+    ctx.tokens->SetLifetimeOverride(std::nullopt);
     Reply(res, 200, json{{"cleared", true}});
   });
 }

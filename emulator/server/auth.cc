@@ -196,7 +196,9 @@ std::string TokenStore::Issue(const std::string& client_id, std::set<std::string
   // Drop expired tokens now and then so a long run does not grow without bound.
   if (tokens_.size() > 4096) {
     auto now = Clock::now();
-    std::erase_if(tokens_, [&](const auto& kv) { return kv.second.expires_at <= now; });
+    std::erase_if(tokens_, [&](const auto& kv) {
+      return kv.second.expires_at <= now || kv.second.revoked;
+    });
   }
   tokens_[token] = TokenInfo{client_id, Clock::now() + lifetime, std::move(tables)};
   ++issued_;
@@ -271,9 +273,14 @@ HttpReply TokenStore::HandleTokenRequest(std::string_view authorization,
     if (!granted.ok()) return OAuthError(400, "invalid_request", granted.status().message());
     tables = std::move(*granted);
   }
-  std::string token = Issue(client_id, std::move(tables), lifetime_);
+  std::chrono::seconds lifetime = lifetime_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (lifetime_override_) lifetime = *lifetime_override_;
+  }
+  std::string token = Issue(client_id, std::move(tables), lifetime);
   json body = {{"access_token", token},
-               {"expires_in", static_cast<int64_t>(lifetime_.count())},
+               {"expires_in", static_cast<int64_t>(lifetime.count())},
                {"token_type", "Bearer"},
                {"scope", "all-apis"}};
   return {200, body.dump()};
@@ -297,6 +304,10 @@ std::optional<TokenStore::TokenInfo> TokenStore::Lookup(std::string_view authori
   auto it = tokens_.find(token);
   if (it == tokens_.end()) {
     *out = {kUnauthenticated, "invalid access token"};
+    return std::nullopt;
+  }
+  if (it->second.revoked) {
+    *out = {kUnauthenticated, "access token revoked; request a new token"};
     return std::nullopt;
   }
   if (Clock::now() >= it->second.expires_at) {
@@ -324,6 +335,16 @@ AuthCheck TokenStore::CheckAnyToken(std::string_view authorization) const {
   AuthCheck check;
   Lookup(authorization, &check);
   return check;
+}
+
+void TokenStore::SetLifetimeOverride(std::optional<std::chrono::seconds> lifetime) {
+  std::lock_guard<std::mutex> lock(mu_);
+  lifetime_override_ = lifetime;
+}
+
+void TokenStore::RevokeAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [token, info] : tokens_) info.revoked = true;
 }
 
 void TokenStore::ExpireAll() {

@@ -64,7 +64,18 @@ class TokenStore {
   // Valid and unexpired (any grants): used for the Unity Catalog metadata endpoint.
   AuthCheck CheckAnyToken(std::string_view authorization) const;
 
-  // Fault: every token issued so far is expired now (new tokens work again).
+  // Fault "expire_tokens": tokens issued from now on are valid for `lifetime`, and their
+  // expires_in says so, as a real token reaches its stated expiry; tokens already issued keep
+  // their own expiry. nullopt goes back to the lifetime given to the constructor.
+  void SetLifetimeOverride(std::optional<std::chrono::seconds> lifetime);
+
+  // Fault "revoke_tokens": every token issued so far is refused from now on, whatever its
+  // expiry (as when the real service revokes a principal's tokens); new tokens work.
+  void RevokeAll();
+
+  // Test-only device kept for existing C++ callers: every token issued so far counts as expired
+  // now, before its stated expiry (the real service never does this; the admin API no longer
+  // offers it). New code uses RevokeAll or SetLifetimeOverride.
   void ExpireAll();
 
   // Issues a token directly (tests and tools): the same as a successful token request.
@@ -78,6 +89,7 @@ class TokenStore {
     std::string client_id;
     Clock::time_point expires_at;
     std::set<std::string> tables;  // lower-cased three-part names with a write grant
+    bool revoked = false;
   };
   std::string Issue(const std::string& client_id, std::set<std::string> tables,
                     std::chrono::seconds lifetime);
@@ -87,6 +99,7 @@ class TokenStore {
   const std::map<std::string, std::string> principals_;
   const std::chrono::seconds lifetime_;
   mutable std::mutex mu_;
+  std::optional<std::chrono::seconds> lifetime_override_;  // guarded by mu_
   std::unordered_map<std::string, TokenInfo> tokens_;
   size_t issued_ = 0;
 };

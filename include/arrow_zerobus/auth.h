@@ -15,6 +15,8 @@
 #include <arrow/result.h>
 #include <arrow/status.h>
 
+#include "arrow_zerobus/config.h"  // SecretString
+
 namespace arrow_zerobus {
 
 // gRPC metadata: lower-case keys, printable ASCII values.
@@ -42,11 +44,13 @@ class HeadersProvider {
 std::shared_ptr<HeadersProvider> MakeStaticHeadersProvider(Headers headers);
 
 struct OAuthOptions {
-  // Workspace URL; the token endpoint is `{unity_catalog_url}/oidc/v1/token`. https:// (or
-  // http:// for a local server).
+  // Workspace URL; the token endpoint is `{unity_catalog_url}/oidc/v1/token`. https://, or
+  // http:// only to a loopback host (127.0.0.0/8, ::1, localhost: a local server), because the
+  // client secret travels in the request; no user:password@ part.
   std::string unity_catalog_url;
   std::string client_id;
-  std::string client_secret;
+  // Read only to build the request's Basic Authorization header (and hashed for the cache key).
+  SecretString client_secret;
   // catalog.schema.table the token is scoped to (authorization_details).
   std::string table_name;
   // The `resource` names the workspace: the first DNS label of the Zerobus endpoint's host

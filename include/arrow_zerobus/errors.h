@@ -32,8 +32,9 @@ class ZerobusStatusDetail : public arrow::StatusDetail {
  public:
   static constexpr const char* kTypeId = "arrow_zerobus::ZerobusStatusDetail";
 
-  ZerobusStatusDetail(ErrorKind kind, bool retryable, std::optional<int> grpc_code = std::nullopt)
-      : kind_(kind), retryable_(retryable), grpc_code_(grpc_code) {}
+  ZerobusStatusDetail(ErrorKind kind, bool retryable, std::optional<int> grpc_code = std::nullopt,
+                      std::optional<int> server_code = std::nullopt)
+      : kind_(kind), retryable_(retryable), grpc_code_(grpc_code), server_code_(server_code) {}
 
   const char* type_id() const override { return kTypeId; }
   std::string ToString() const override;
@@ -42,17 +43,23 @@ class ZerobusStatusDetail : public arrow::StatusDetail {
   bool retryable() const { return retryable_; }
   // The gRPC status code (grpc::StatusCode as int) for errors that came from the wire.
   std::optional<int> grpc_code() const { return grpc_code_; }
+  // The Zerobus service's own error code (6006 pipeline blocked, 6002 stream timeout, 4024
+  // missing grant, ...), read from the server's status message when it arrived: decisions use
+  // this, never a search through the rendered text (which also holds table names and URLs).
+  std::optional<int> server_code() const { return server_code_; }
 
  private:
   ErrorKind kind_;
   bool retryable_;
   std::optional<int> grpc_code_;
+  std::optional<int> server_code_;
 };
 
 // Builds a failed Status of the given kind. The arrow::StatusCode is chosen from the kind
 // (Invalid for configuration/conversion, IOError for the rest).
 arrow::Status MakeError(ErrorKind kind, bool retryable, std::string message,
-                        std::optional<int> grpc_code = std::nullopt);
+                        std::optional<int> grpc_code = std::nullopt,
+                        std::optional<int> server_code = std::nullopt);
 
 inline arrow::Status ConfigurationError(std::string message) {
   return MakeError(ErrorKind::kConfiguration, false, std::move(message));
@@ -72,15 +79,30 @@ bool IsRetryable(const arrow::Status& status);
 // "Conversion error: <message>": the form users see in results and exceptions.
 std::string RenderError(const arrow::Status& status);
 
+// The Zerobus error code in a status message exactly as the server sent it: a code that starts
+// the message ("6006 Pipeline creation ..."), one introduced as "error code N" / "error_code=N" /
+// "ErrorCode: N", or one of the service's known phrases. Only ever applied to the server's own
+// text, never to a message this library composed.
+std::optional<int> ParseServerErrorCode(std::string_view server_message);
+
+// Zerobus error codes the client acts on.
+inline constexpr int kPipelineBlockedCode = 6006;  // stream creation temporarily refused
+inline constexpr int kStreamTimeoutCode = 6002;    // the service ended a long-lived stream
+
 // How the client must treat a gRPC status from the Zerobus service (protocol doc, status table).
 struct GrpcStatusClass {
   ErrorKind kind;
   bool retryable;
   // UNAUTHENTICATED: drop the cached token, fetch a new one and reopen once.
   bool refresh_token;
+  std::optional<int> server_code;
+  // 6006: retryable, but the caller should pause (cool-down) rather than retry at once.
+  bool pipeline_blocked = false;
 };
-// `code` is a grpc::StatusCode value; `message` is the server's text (used for 6002/6006 hints).
+// `code` is a grpc::StatusCode value; `message` is the server's text.
 GrpcStatusClass ClassifyGrpcStatus(int code, std::string_view message);
+// The status is the service's 6006 "pipeline creation is temporarily blocked" refusal.
+bool IsPipelineBlocked(const arrow::Status& status);
 // A Status for a gRPC failure, classified as above; `context` says what was being done.
 arrow::Status FromGrpcStatus(int code, std::string_view message, std::string_view context);
 // "UNAVAILABLE", ... for a grpc::StatusCode value.

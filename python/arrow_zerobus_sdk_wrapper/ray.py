@@ -238,7 +238,9 @@ class ZerobusDatasink(Datasink[Dict[str, Any]]):
             (r for r in write_result.write_returns if isinstance(r, Mapping)),
             key=lambda r: (r.get("task", 0), r.get("attempt") or 0),
         )
-        summary: Dict[str, Any] = {name: sum(int(t.get(name, 0)) for t in tasks) for name in _SUMMED}
+        summary: Dict[str, Any] = {
+            name: sum(int(t.get(name, 0)) for t in tasks) for name in _SUMMED
+        }
         summary["tasks"] = len(tasks)
         summary["task_retries"] = sum(_earlier_runs(t) for t in tasks)
         # Each earlier run may have landed any part of its task's rows (no account of it came

@@ -452,11 +452,20 @@ class _WriterBase:
                     _settle(message, quarantine, *pending.popleft())
             while pending:
                 _settle(message, quarantine, *pending.popleft())
-        finally:
-            # Also when the input fails: the rows already sent are flushed before the task ends.
-            wrapper.shutdown()
-            if quarantine is not None:
-                quarantine.close()
+        except BaseException:
+            # The input (or the quarantine) failed: the rows already sent are still flushed,
+            # and the task fails with the original error.
+            try:
+                wrapper.shutdown()
+            except Exception:  # the original error is the one to report
+                pass
+            finally:
+                if quarantine is not None:
+                    quarantine.close()
+            raise
+        wrapper.shutdown()
+        if quarantine is not None:
+            quarantine.close()
         stats = wrapper.stats()
         message.retries = int(stats.get("retries", 0))
         message.rows_retried = int(stats.get("rows_retried", 0))

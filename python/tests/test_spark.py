@@ -327,6 +327,12 @@ def test_options_none_and_sink_options(monkeypatch, tmp_path):
         "quarantine_path": "relative/q", "summary_path": "s3://bucket/summary.json",
     })
     assert config.debug_max_files_retained is None and config.debug_arrow_enabled is None
+    for text, value in (("yes", True), ("On", True), ("1", True), ("no", False), ("off", False),
+                        ("0", False)):
+        config, _ = zspark._resolve({"table": "a.b.c", "endpoint": "http://localhost:1",
+                                     "debug_protobuf_enabled": text,
+                                     "debug_output_dir": str(tmp_path)})
+        assert config.debug_protobuf_enabled is value, text
     assert settings.fail_on_error is True and settings.max_pending_batches == 3
     # A local path is made absolute where the write is planned; a URI is kept.
     assert settings.quarantine_path == str(tmp_path / "relative" / "q")
@@ -787,6 +793,11 @@ def test_docs_spark_md_examples_run(env, capsys):
     for block in blocks:
         exec(compile(block, "docs/spark.md", "exec"), namespace)  # noqa: S102
     out = capsys.readouterr().out
+    # The outputs the page shows are the ones printed.
+    shown = re.findall(r"prints\n\n```\n(.*?)```", (REPO / "docs" / "spark.md").read_text(), flags=re.S)
+    assert len(shown) == 4
+    for text in shown:
+        assert text in out, (text, out)
     landed = settled_table(env.emu, "main.default.iot")
     # What the blocks printed matches the table.
     assert "rows=100000 landed=100000 failed=0" in out, out

@@ -10,8 +10,8 @@
 
 #include "arrow_zerobus/auth.h"
 #include "arrow_zerobus/errors.h"
-#include "auth/http_internal.h"
 #include "auth/sha256_internal.h"
+#include "common/http_client.h"
 #include "transport/channel_internal.h"
 #include "transport/endpoint_internal.h"
 
@@ -68,6 +68,15 @@ std::string OAuthErrorText(const std::string& body) {
   return out;
 }
 
+// The host of "host[:port]" or "[v6][:port]", an IPv6 literal without its brackets.
+std::string_view HostOf(std::string_view authority) {
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    return close == std::string_view::npos ? std::string_view() : authority.substr(1, close - 1);
+  }
+  return authority.substr(0, authority.find(':'));
+}
+
 class StaticHeadersProvider : public HeadersProvider {
  public:
   explicit StaticHeadersProvider(Headers headers) : headers_(std::move(headers)) {}
@@ -112,7 +121,8 @@ arrow::Status OAuthOptions::Validate() const {
   if (unity_catalog_url.empty()) return ConfigurationError("unity_catalog_url is required for OAuth");
   {
     std::string_view url = unity_catalog_url;
-    if (!(url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0)) {
+    const bool https = url.rfind("https://", 0) == 0;
+    if (!(https || url.rfind("http://", 0) == 0)) {
       return ConfigurationError("unity_catalog_url '" + unity_catalog_url +
                                 "' must start with https:// (or http:// for a local server)");
     }
@@ -126,6 +136,23 @@ arrow::Status OAuthOptions::Validate() const {
         return ConfigurationError("unity_catalog_url '" + unity_catalog_url +
                                   "' contains whitespace or control characters");
       }
+    }
+    const std::string_view authority = url.substr(host_start, host_end - host_start);
+    // Refused rather than parsed: with "user@" the host is what follows the '@'
+    // ("http://127.0.0.1@example.com" is example.com), and the URL is quoted in error messages,
+    // which must never show a password.
+    if (authority.find('@') != std::string_view::npos) {
+      return ConfigurationError(
+          "unity_catalog_url must not contain user:password@ (client_id and client_secret are "
+          "sent in the Authorization header)");
+    }
+    // The token request carries the client secret: in clear only to this machine.
+    if (!https && !internal::IsLoopbackHost(HostOf(authority))) {
+      return ConfigurationError(
+          "unity_catalog_url '" + unity_catalog_url +
+          "' is plain http:// to a host that is not this machine, so the client secret would "
+          "travel in clear: use https:// (http:// is only allowed for a loopback host: "
+          "127.0.0.0/8, ::1 or localhost)");
     }
   }
   if (client_id.empty()) return ConfigurationError("client_id is required for OAuth");
@@ -171,8 +198,9 @@ struct OAuthTokenSource::Impl {
     req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
                    {"Accept", "application/json"}};
     req.body = body;
-    req.basic_user = options.client_id;
-    req.basic_password = options.client_secret;
+    // Built for this fetch only and wiped when `req` goes: the secret is not kept revealed
+    // between fetches.
+    req.authorization = internal::BasicAuthorization(options.client_id, options.client_secret);
     req.timeout = options.request_timeout;
     req.ca_file = options.ca_file;
     req.user_agent = internal::UserAgent(options.application_name);
@@ -277,8 +305,9 @@ arrow::Result<std::shared_ptr<OAuthTokenSource>> OAuthTokenSource::Make(OAuthOpt
                internal::FormEncode("api://databricks/workspaces/" + options.workspace_id +
                                     "/zerobusDirectWriteApi") +
                "&authorization_details=" + internal::FormEncode(details.dump());
-  const std::string key = base + "\n" + options.client_id + "\n" +
-                          internal::Sha256Hex(options.client_secret) + "\n" +
+  ARROW_ASSIGN_OR_RAISE(const std::string secret_hash,
+                        internal::Sha256Hex(options.client_secret.Reveal()));
+  const std::string key = base + "\n" + options.client_id + "\n" + secret_hash + "\n" +
                           LowerAscii(options.table_name);
   {
     std::lock_guard<std::mutex> lk(g_cache_mu);

@@ -57,17 +57,19 @@ std::string ZerobusStatusDetail::ToString() const {
     out += ", gRPC ";
     out += GrpcCodeName(*grpc_code_);
   }
+  if (server_code_) out += ", Zerobus code " + std::to_string(*server_code_);
   return out;
 }
 
 arrow::Status MakeError(ErrorKind kind, bool retryable, std::string message,
-                        std::optional<int> grpc_code) {
+                        std::optional<int> grpc_code, std::optional<int> server_code) {
   const arrow::StatusCode code =
       (kind == ErrorKind::kConfiguration || kind == ErrorKind::kConversion)
           ? arrow::StatusCode::Invalid
           : arrow::StatusCode::IOError;
-  return arrow::Status(code, std::move(message),
-                       std::make_shared<ZerobusStatusDetail>(kind, retryable, grpc_code));
+  return arrow::Status(
+      code, std::move(message),
+      std::make_shared<ZerobusStatusDetail>(kind, retryable, grpc_code, server_code));
 }
 
 const ZerobusStatusDetail* GetZerobusDetail(const arrow::Status& status) {
@@ -100,22 +102,85 @@ std::string_view GrpcCodeName(int code) {
   return kGrpcCodeNames[code];
 }
 
+namespace {
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// Position of `needle` in `hay`, ignoring ASCII case; npos when absent.
+size_t FindNoCase(std::string_view hay, std::string_view needle) {
+  if (needle.size() > hay.size()) return std::string_view::npos;
+  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
+    size_t k = 0;
+    while (k < needle.size() && LowerAscii(hay[i + k]) == needle[k]) ++k;
+    if (k == needle.size()) return i;
+  }
+  return std::string_view::npos;
+}
+
+// A 4-digit code at `pos` that is not part of a longer number.
+std::optional<int> CodeAt(std::string_view s, size_t pos) {
+  if (pos + 4 > s.size()) return std::nullopt;
+  for (size_t i = 0; i < 4; ++i) {
+    if (!IsDigit(s[pos + i])) return std::nullopt;
+  }
+  if (pos + 4 < s.size() && IsDigit(s[pos + 4])) return std::nullopt;
+  return (s[pos] - '0') * 1000 + (s[pos + 1] - '0') * 100 + (s[pos + 2] - '0') * 10 +
+         (s[pos + 3] - '0');
+}
+
+}  // namespace
+
+std::optional<int> ParseServerErrorCode(std::string_view m) {
+  size_t start = 0;
+  while (start < m.size() && (m[start] == ' ' || m[start] == '[' || m[start] == '(')) ++start;
+  if (auto code = CodeAt(m, start)) return code;
+  for (std::string_view intro : {"error code ", "error_code=", "error_code: ", "errorcode: ",
+                                 "error code: ", "code "}) {
+    const size_t at = FindNoCase(m, intro);
+    if (at != std::string_view::npos) {
+      if (auto code = CodeAt(m, at + intro.size())) return code;
+    }
+  }
+  if (FindNoCase(m, "pipeline creation is temporarily blocked") != std::string_view::npos) {
+    return kPipelineBlockedCode;
+  }
+  if (FindNoCase(m, "stream timeout reached") != std::string_view::npos) return kStreamTimeoutCode;
+  return std::nullopt;
+}
+
 GrpcStatusClass ClassifyGrpcStatus(int code, std::string_view message) {
+  GrpcStatusClass cls{ErrorKind::kTransmission, true, false, ParseServerErrorCode(message)};
   switch (code) {
     case kInvalidArgument:
     case kNotFound:
     case kUnimplemented:
     case kOutOfRange:
-      return {ErrorKind::kTransmission, false, false};
+      cls.retryable = false;
+      break;
     case kPermissionDenied:
-      return {ErrorKind::kAuthentication, false, false};
+      cls.kind = ErrorKind::kAuthentication;
+      cls.retryable = false;
+      break;
     case kUnauthenticated:
-      return {ErrorKind::kAuthentication, false, true};
+      cls.kind = ErrorKind::kAuthentication;
+      cls.retryable = false;
+      cls.refresh_token = true;
+      break;
     default:
       // UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, RESOURCE_EXHAUSTED, an OK end before close and
       // the rest are transient (including 6002 stream timeout and 6006 pipeline blocked).
-      return {ErrorKind::kTransmission, true, false};
+      cls.pipeline_blocked = cls.server_code == kPipelineBlockedCode;
+      break;
   }
+  return cls;
+}
+
+bool IsPipelineBlocked(const arrow::Status& status) {
+  const auto* detail = GetZerobusDetail(status);
+  return detail != nullptr && detail->retryable() &&
+         detail->server_code() == kPipelineBlockedCode;
 }
 
 arrow::Status FromGrpcStatus(int code, std::string_view message, std::string_view context) {
@@ -127,7 +192,7 @@ arrow::Status FromGrpcStatus(int code, std::string_view message, std::string_vie
     text += ": ";
     text += message;
   }
-  return MakeError(cls.kind, cls.retryable, std::move(text), code);
+  return MakeError(cls.kind, cls.retryable, std::move(text), code, cls.server_code);
 }
 
 }  // namespace arrow_zerobus

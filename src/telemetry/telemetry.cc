@@ -1,7 +1,5 @@
 #include "arrow_zerobus/telemetry.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
@@ -15,6 +13,7 @@
 
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/result.h"
+#include "common/http_client.h"
 #include "telemetry/otlp_json_internal.h"
 
 namespace arrow_zerobus {
@@ -51,44 +50,23 @@ int64_t UnixNanos(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-void CurlGlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-size_t DiscardBody(char*, size_t size, size_t nmemb, void*) { return size * nmemb; }
-
 // POSTs one JSON body; any failure (connect, timeout, non-2xx) is an IOError naming the URL.
+// Loopback collectors are never reached through a proxy (the HTTP client's rule); other proxy
+// settings apply.
 arrow::Status PostJson(const std::string& url, const std::string& body,
                        std::chrono::milliseconds timeout) {
-  CurlGlobalInit();
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
-  if (!curl) return arrow::Status::IOError("OTLP export: curl_easy_init failed");
-  struct curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers,
-                                                                           curl_slist_free_all);
-  // Loopback collectors are never reached through a proxy; other proxy settings still apply.
-  std::string no_proxy = "localhost,127.0.0.1,::1";
-  if (auto env = Env("NO_PROXY")) no_proxy += "," + *env;
-  if (auto env = Env("no_proxy")) no_proxy += "," + *env;
-  CURL* h = curl.get();
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_POST, 1L);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM-based DNS timeouts
-  curl_easy_setopt(h, CURLOPT_NOPROXY, no_proxy.c_str());
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, DiscardBody);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "arrow_zerobus-otlp");
-  const CURLcode rc = curl_easy_perform(h);
-  if (rc != CURLE_OK) {
-    return arrow::Status::IOError("OTLP export to ", url, " failed: ", curl_easy_strerror(rc));
+  internal::HttpRequest request;
+  request.url = url;
+  request.post = true;
+  request.headers = {{"Content-Type", "application/json"}};
+  request.body = body;
+  request.timeout = timeout;
+  request.user_agent = "arrow_zerobus-otlp";
+  auto response = internal::HttpCall(request);
+  if (!response.ok()) {
+    return arrow::Status::IOError("OTLP export to ", url, ": ", response.status().message());
   }
-  long code = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+  const long code = response->status;
   if (code < 200 || code >= 300) {
     return arrow::Status::IOError("OTLP export to ", url, " answered HTTP ", code);
   }

@@ -511,7 +511,8 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         text += " (TLS verification failed: check ca_file and the endpoint's certificate)";
       }
       // A certificate that does not verify will not verify next time either.
-      return MakeError(ErrorKind::kConnection, !tls, std::move(text), code);
+      return MakeError(ErrorKind::kConnection, !tls, std::move(text), code,
+                       ParseServerErrorCode(message));
     }
     return FromGrpcStatus(code, message, "stream to " + options.table_name);
   }
@@ -562,7 +563,8 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       Fail(MakeError(GetErrorKind(st), true,
                      "stream recovery gave up after " + std::to_string(failed_attempts) +
                          " failed attempts; last error: " + st.message(),
-                     detail ? detail->grpc_code() : std::nullopt),
+                     detail ? detail->grpc_code() : std::nullopt,
+                     detail ? detail->server_code() : std::nullopt),
            ops);
       return;
     }

@@ -11,7 +11,7 @@
 #include "arrow_zerobus/delta_types.h"
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/wrapper.h"
-#include "auth/http_internal.h"
+#include "common/http_client.h"
 
 namespace arrow_zerobus {
 

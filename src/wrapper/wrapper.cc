@@ -801,7 +801,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
   // After an attempt: finished, given up, or a retry after a backoff.
   void Decide(const std::shared_ptr<SendState>& s) {
     if (s->pending.empty()) return Finish(s);
-    if (internal::IsPipelineBlocked(s->last_error)) {
+    if (IsPipelineBlocked(s->last_error)) {
       StartCooldown(config.pipeline_blocked_cooldown_ms, "pipeline creation was blocked (6006)");
       s->stopped_by_cooldown = true;
       return Finish(s);
@@ -864,7 +864,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
         message = RenderError(MakeError(ErrorKind::kTransmission, false,
                                         "the wrapper shut down before a retry; last cause: " +
                                             RenderError(last_error)));
-      } else if (s->stopped_by_cooldown && internal::IsPipelineBlocked(last_error)) {
+      } else if (s->stopped_by_cooldown && IsPipelineBlocked(last_error)) {
         auto cd = ActiveCooldown();
         message = RenderError(last_error) + " (cool-down: send_batch refused for " +
                   std::to_string(cd ? cd->remaining.count() : 0) + " ms)";
@@ -1132,7 +1132,7 @@ arrow::Result<ZerobusWrapper> ZerobusWrapper::Make(WrapperConfiguration config) 
     OAuthOptions o = OAuthOptions::Defaults();
     o.unity_catalog_url = *c.unity_catalog_url;
     o.client_id = *c.client_id;
-    o.client_secret = c.client_secret->Reveal();
+    o.client_secret = *c.client_secret;
     o.table_name = c.table_name;
     if (!c.endpoint.empty()) {
       ARROW_ASSIGN_OR_RAISE(o.workspace_id, WorkspaceIdFromEndpoint(c.endpoint));

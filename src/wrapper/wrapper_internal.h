@@ -18,19 +18,4 @@ inline int64_t FullJitterBackoffMs(int retry, int64_t base_ms, int64_t max_ms, d
   return static_cast<int64_t>(cap * std::clamp(unit, 0.0, 1.0));
 }
 
-// A "6006 Pipeline creation is temporarily blocked" refusal: the number as a whole token, or the
-// service's words.
-inline bool IsPipelineBlocked(const arrow::Status& status) {
-  if (status.ok()) return false;
-  const std::string& m = status.message();
-  for (size_t pos = m.find("6006"); pos != std::string::npos; pos = m.find("6006", pos + 1)) {
-    const bool digit_before = pos > 0 && m[pos - 1] >= '0' && m[pos - 1] <= '9';
-    const bool digit_after = pos + 4 < m.size() && m[pos + 4] >= '0' && m[pos + 4] <= '9';
-    if (!digit_before && !digit_after) return true;
-  }
-  std::string lower(m);
-  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return lower.find("pipeline creation is temporarily blocked") != std::string::npos;
-}
-
 }  // namespace arrow_zerobus::internal

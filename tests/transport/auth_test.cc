@@ -22,7 +22,7 @@ OAuthOptions Options(const std::string& url, const std::string& table = kTable) 
   OAuthOptions o = OAuthOptions::Defaults();
   o.unity_catalog_url = url;
   o.client_id = kClientId;
-  o.client_secret = kClientSecret;
+  o.client_secret = SecretString(kClientSecret);
   o.table_name = table;
   o.workspace_id = "6051921418418893";
   o.max_attempts = 3;
@@ -188,7 +188,7 @@ TEST_F(AuthTest, TokensAreCachedPerClientSecretAndTable) {
   EXPECT_EQ(emu->Stats()["tokens_issued"].get<int64_t>(), 2);
   // A different secret is a different key: it fetches (and here is refused).
   auto wrong = Options(emu->http_endpoint());
-  wrong.client_secret = "not-the-secret";
+  wrong.client_secret = SecretString("not-the-secret");
   auto w = (*OAuthTokenSource::Make(wrong))->GetToken();
   ASSERT_FALSE(w.ok());
   EXPECT_EQ(GetErrorKind(w.status()), ErrorKind::kAuthentication);
@@ -237,7 +237,7 @@ TEST_F(AuthTest, OptionsAreValidatedNamingTheOption) {
       {[](OAuthOptions& o) { o.unity_catalog_url = "https://"; }, "has no host"},
       {[](OAuthOptions& o) { o.unity_catalog_url = "https://a b"; }, "whitespace"},
       {[](OAuthOptions& o) { o.client_id = ""; }, "client_id is required"},
-      {[](OAuthOptions& o) { o.client_secret = ""; }, "client_secret is required"},
+      {[](OAuthOptions& o) { o.client_secret = SecretString(); }, "client_secret is required"},
       {[](OAuthOptions& o) { o.table_name = "a.b"; }, "table_name 'a.b'"},
       {[](OAuthOptions& o) { o.table_name = "a..c"; }, "three-part"},
       {[](OAuthOptions& o) { o.workspace_id = ""; }, "workspace_id is required"},
@@ -276,19 +276,70 @@ TEST_F(AuthTest, StaticHeadersProviderAndOAuthProviderHeaders) {
   EXPECT_EQ(*oh, (Headers{{"authorization", "Bearer tok-x"}}));
 }
 
-TEST_F(AuthTest, CurlHonoursTheHttpProxyVariable) {
-  // The "proxy" answers the token request itself; curl must send it there, in absolute form.
+// The client secret travels in the request's Authorization header: over plain http only to this
+// machine. A wrong URL is refused when the source is made, before any request.
+TEST_F(AuthTest, PlainHttpTokenEndpointIsOnlyAllowedOnLoopback) {
+  for (const char* url : {"http://127.0.0.1:1", "http://127.8.9.10", "http://[::1]:8080/",
+                          "http://localhost", "http://LocalHost:99/x", "https://uc.example.com",
+                          "https://10.0.0.1:8443"}) {
+    auto source = OAuthTokenSource::Make(Options(url));
+    EXPECT_TRUE(source.ok()) << url << ": " << source.status().ToString();
+  }
+  for (const char* url :
+       {"http://uc.example.com", "http://10.0.0.1:8080", "http://128.0.0.1", "http://[::2]",
+        "http://localhost.example.com", "http://127.0.0.1.example.com", "http://127.1",
+        "http://2130706433", "http://[::ffff:127.0.0.1]"}) {
+    auto source = OAuthTokenSource::Make(Options(url));
+    ASSERT_FALSE(source.ok()) << url;
+    EXPECT_EQ(GetErrorKind(source.status()), ErrorKind::kConfiguration) << url;
+    EXPECT_THAT(source.status().message(), ::testing::HasSubstr("unity_catalog_url"));
+    EXPECT_THAT(source.status().message(), ::testing::HasSubstr("in clear"));
+    EXPECT_THAT(source.status().message(), ::testing::HasSubstr("https://"));
+    EXPECT_FALSE(MakeOAuthHeadersProvider(Options(url)).ok()) << url;
+  }
+  // Credentials in the URL would hide the real host ("http://127.0.0.1@evil") and would be
+  // quoted in errors: refused, without echoing them.
+  for (const char* url : {"http://127.0.0.1@uc.example.com", "https://user:hunter2@uc.example.com"}) {
+    auto source = OAuthTokenSource::Make(Options(url));
+    ASSERT_FALSE(source.ok()) << url;
+    EXPECT_EQ(GetErrorKind(source.status()), ErrorKind::kConfiguration) << url;
+    EXPECT_THAT(source.status().message(), ::testing::HasSubstr("unity_catalog_url"));
+    EXPECT_EQ(source.status().ToString().find("hunter2"), std::string::npos);
+  }
+}
+
+// Over plain http a proxy would read the Basic credentials: loopback is always reached directly,
+// whatever the proxy variables say.
+TEST_F(AuthTest, LoopbackTokenEndpointIsNeverReachedThroughAProxy) {
   ScriptedHttpServer proxy({{200, TokenReply("via-proxy")}});
+  ScriptedHttpServer server({{200, TokenReply("direct")}});
   setenv("http_proxy", proxy.url().c_str(), 1);
+  setenv("no_proxy", "example.com", 1);  // a user's own list does not undo it
+  auto token = (*OAuthTokenSource::Make(Options(server.url())))->GetToken();
+  unsetenv("http_proxy");
+  unsetenv("no_proxy");
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  EXPECT_EQ(*token, "direct");
+  EXPECT_TRUE(proxy.requests().empty());
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST_F(AuthTest, CurlHonoursTheHttpsProxyVariable) {
+  // A remote token endpoint is https: curl tunnels through the proxy with CONNECT, so the proxy
+  // sees the host and port, never the credentials. Nothing listens behind it here (the proxy
+  // answers 502), which is enough to see the request went to it.
+  ConnectProxy proxy;
+  const std::string port = std::to_string(ClosedPort());
+  setenv("https_proxy", proxy.url().c_str(), 1);
   unsetenv("no_proxy");
   unsetenv("NO_PROXY");
-  auto token = (*OAuthTokenSource::Make(Options("http://uc.example.invalid:8080")))->GetToken();
-  unsetenv("http_proxy");
-  ASSERT_TRUE(token.ok()) << token.status().ToString();
-  EXPECT_EQ(*token, "via-proxy");
-  ASSERT_EQ(proxy.requests().size(), 1u);
-  EXPECT_EQ(proxy.requests()[0].rfind("POST http://uc.example.invalid:8080/oidc/v1/token", 0), 0u)
-      << proxy.requests()[0];
+  auto o = Options("https://uc.example.invalid:" + port);
+  o.max_attempts = 1;
+  auto token = (*OAuthTokenSource::Make(o))->GetToken();
+  unsetenv("https_proxy");
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(GetErrorKind(token.status()), ErrorKind::kTokenRefresh) << token.status().ToString();
+  EXPECT_EQ(proxy.targets(), std::vector<std::string>{"uc.example.invalid:" + port});
 }
 
 }  // namespace

@@ -94,7 +94,7 @@ std::shared_ptr<HeadersProvider> OAuthProvider(const emulator::Emulator& emu,
   OAuthOptions o = OAuthOptions::Defaults();
   o.unity_catalog_url = emu.http_endpoint();
   o.client_id = kClientId;
-  o.client_secret = secret;
+  o.client_secret = SecretString(secret);
   o.table_name = table;
   o.workspace_id = "1234567890";
   o.max_attempts = 2;

@@ -140,7 +140,7 @@ class TlsConnectionTest : public ::testing::Test {
     OAuthOptions oo = OAuthOptions::Defaults();
     oo.unity_catalog_url = emu_->http_endpoint();
     oo.client_id = kClientId;
-    oo.client_secret = kClientSecret;
+    oo.client_secret = SecretString(kClientSecret);
     oo.table_name = kTable;
     oo.workspace_id = "1";
     oo.ca_file = cert_;

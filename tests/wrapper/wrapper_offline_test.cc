@@ -624,15 +624,39 @@ TEST(RetryPolicyTest, FullJitterBackoffStaysUnderTheExponentialCap) {
   EXPECT_LE(FullJitterBackoffMs(2, 100, 30000, 1.0), 200);
 }
 
-TEST(RetryPolicyTest, PipelineBlockedIsRecognisedOnlyAsAWholeCode) {
-  using internal::IsPipelineBlocked;
-  EXPECT_TRUE(IsPipelineBlocked(arrow::Status::IOError(
-      "stream to a.b.c: UNAVAILABLE: 6006 Pipeline creation is temporarily blocked")));
+// 6006 is read from the server's own status message when it arrives, never from text this
+// library composed: table names, endpoints and counts that contain "6006" start no cool-down.
+TEST(RetryPolicyTest, PipelineBlockedComesFromTheServersCodeOnly) {
+  EXPECT_TRUE(IsPipelineBlocked(FromGrpcStatus(
+      14, "6006 Pipeline creation is temporarily blocked for table 'a.b.c'", "stream to a.b.c")));
   EXPECT_TRUE(IsPipelineBlocked(
-      arrow::Status::IOError("PIPELINE CREATION IS TEMPORARILY BLOCKED for now")));
-  EXPECT_FALSE(IsPipelineBlocked(arrow::Status::IOError("ack for offset 160061 unexpected")));
-  EXPECT_FALSE(IsPipelineBlocked(arrow::Status::IOError("6002 Stream timeout reached")));
+      FromGrpcStatus(8, "PIPELINE CREATION IS TEMPORARILY BLOCKED for now", "stream to a.b.c")));
+  EXPECT_TRUE(IsPipelineBlocked(FromGrpcStatus(14, "failed (error code 6006)", "open")));
+  // The table, the endpoint or a count holds 6006: not the service's code.
+  EXPECT_FALSE(IsPipelineBlocked(FromGrpcStatus(
+      14, "connection reset", "stream to main.iot.sensor_6006 at https://h:6006")));
+  EXPECT_FALSE(IsPipelineBlocked(FromGrpcStatus(14, "table main.iot.sensor_6006 is busy", "")));
+  EXPECT_FALSE(IsPipelineBlocked(FromGrpcStatus(14, "60061 requests in flight", "")));
+  EXPECT_FALSE(IsPipelineBlocked(MakeError(ErrorKind::kTransmission, true,
+                                           "6006 requests in flight for main.iot.sensor_6006")));
+  EXPECT_FALSE(IsPipelineBlocked(arrow::Status::IOError("6006 Pipeline creation is temporarily blocked")));
+  EXPECT_FALSE(IsPipelineBlocked(FromGrpcStatus(14, "6002 Stream timeout reached", "")));
+  // A non-retryable status is never a pause signal.
+  EXPECT_FALSE(IsPipelineBlocked(FromGrpcStatus(3, "6006 Pipeline creation blocked", "")));
   EXPECT_FALSE(IsPipelineBlocked(arrow::Status::OK()));
+}
+
+TEST(RetryPolicyTest, ServerErrorCodesAreParsedFromTheServersText) {
+  EXPECT_EQ(ParseServerErrorCode("6006 Pipeline creation is temporarily blocked"), 6006);
+  EXPECT_EQ(ParseServerErrorCode("[4024] missing grant"), 4024);
+  EXPECT_EQ(ParseServerErrorCode("Stream timeout reached"), 6002);
+  EXPECT_EQ(ParseServerErrorCode("ErrorCode: 8001 schema"), 8001);
+  EXPECT_EQ(ParseServerErrorCode("table main.a.t_6006 refused"), std::nullopt);
+  EXPECT_EQ(ParseServerErrorCode("60061 rows"), std::nullopt);
+  EXPECT_EQ(ParseServerErrorCode(""), std::nullopt);
+  auto st = FromGrpcStatus(14, "6002 Stream timeout reached", "stream");
+  ASSERT_NE(GetZerobusDetail(st), nullptr);
+  EXPECT_EQ(GetZerobusDetail(st)->server_code(), 6002);
 }
 
 }  // namespace

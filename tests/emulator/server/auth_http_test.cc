@@ -1,5 +1,11 @@
 // OAuth (token endpoint and the gRPC-side token check), the Unity Catalog tables endpoint and
 // the admin API, over real loopback HTTP and gRPC.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -289,6 +295,80 @@ TEST_F(AuthHttpTest, UnityCatalogTablesEndpoint) {
   EXPECT_EQ(r.status, 401);
   r = HttpGet(*emulator_, std::string("/api/2.1/unity-catalog/tables/") + kTable, "Bearer junk");
   EXPECT_EQ(r.status, 401);
+}
+
+// A name that percent-decodes to characters no table name holds (0xFF is not even UTF-8) is a
+// malformed name: 400 with Databricks' JSON error ({"error_code", "message"}), not an empty 500.
+TEST_F(AuthHttpTest, UnityCatalogRefusesMalformedNamesWithAJsonReason) {
+  std::string bearer = BearerFor(*emulator_, kTable);
+  for (const char* name : {"main.qa.%FF", "main.qa.bad-name", "main.q%20a.t"}) {
+    SCOPED_TRACE(name);
+    auto r = HttpGet(*emulator_, std::string("/api/2.1/unity-catalog/tables/") + name, bearer);
+    EXPECT_EQ(r.status, 400);
+    auto body = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(body.is_object()) << "body: '" << r.body << "'";
+    EXPECT_EQ(body["error_code"], "INVALID_PARAMETER_VALUE");
+    ASSERT_TRUE(body["message"].is_string());
+    EXPECT_THAT(body["message"].get<std::string>(), HasSubstr("letters, digits and underscores"));
+  }
+  // A well-formed name of a table that does not exist is still 404.
+  auto r = HttpGet(*emulator_, "/api/2.1/unity-catalog/tables/main.qa.missing", bearer);
+  EXPECT_EQ(r.status, 404);
+  auto body = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(body.is_object()) << r.body;
+  EXPECT_EQ(body["error_code"], "TABLE_DOES_NOT_EXIST");
+  EXPECT_THAT(body["message"].get<std::string>(), HasSubstr("main.qa.missing"));
+}
+
+// Clients that send half a request and then stall must not hold up anyone else: with 64 of
+// them connected the token endpoint still answers at once, and the server drops each of them
+// once its read timeout (3 s) passes without more bytes.
+TEST_F(AuthHttpTest, HalfSentRequestsDoNotStallTheTokenEndpoint) {
+  struct Sockets {
+    std::vector<int> fds;
+    ~Sockets() {
+      for (int fd : fds) close(fd);
+    }
+  } slow;
+  const std::string half =
+      "POST /oidc/v1/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n";  // no end
+  for (int i = 0; i < 64; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    slow.fds.push_back(fd);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(emulator_->http_port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << i;
+    ASSERT_EQ(send(fd, half.data(), half.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(half.size()));
+  }
+  auto sent = std::chrono::steady_clock::now();
+
+  auto r = RequestToken(TokenForm(AuthorizationDetails(kTable).dump()),
+                        Basic("test-client", "test-secret"));
+  auto took = std::chrono::steady_clock::now() - sent;
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_LT(took, std::chrono::milliseconds(1500));
+
+  // Each stalled connection ends (a 400 answer, then EOF) within the read timeout plus slack.
+  auto deadline = sent + std::chrono::seconds(5);
+  int closed = 0;
+  for (int fd : slow.fds) {
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(std::max<int64_t>(0, left.count()))) != 1) break;
+      char buf[512];
+      if (recv(fd, buf, sizeof(buf), 0) <= 0) {  // EOF or reset: dropped by the server
+        ++closed;
+        break;
+      }
+    }
+  }
+  EXPECT_EQ(closed, 64);
 }
 
 TEST_F(AuthHttpTest, AdminStatsCountRowsBytesCommitsAndAcks) {

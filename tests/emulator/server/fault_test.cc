@@ -32,6 +32,20 @@ class FaultTest : public ::testing::Test {
     ASSERT_EQ(r.status, 200) << r.body;
   }
 
+  // A token from the OAuth endpoint (no table grants): the endpoint's JSON answer.
+  json OAuthToken() {
+    auto r = HttpPost(*emulator_, "/oidc/v1/token", "grant_type=client_credentials&scope=all-apis",
+                      "application/x-www-form-urlencoded",
+                      {{"Authorization", "Basic " + Base64("test-client:test-secret")}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    return json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  }
+
+  // The Unity Catalog endpoint checks a token of any grants: 200 valid, 401 refused.
+  HttpResult UnityCatalogGet(const std::string& bearer) {
+    return HttpGet(*emulator_, std::string("/api/2.1/unity-catalog/tables/") + kTable, bearer);
+  }
+
   StreamCall Open(const std::string& table = kTable) {
     return OpenCreated(*client_, BearerFor(*emulator_, table), table, &desc_);
   }
@@ -148,13 +162,50 @@ TEST_F(FaultTest, CloseStreamSignalThenServerEndsTheRpc) {
   EXPECT_EQ(emulator_->Stats()["streams"][0]["close_signals"], 1);
 }
 
-TEST_F(FaultTest, ExpireTokensNow) {
+// expire_tokens models real expiry: tokens issued before it keep their stated lifetime; tokens
+// issued after it state a short expires_in and are refused once that has passed.
+TEST_F(FaultTest, ExpireTokensShortensTheLifetimeOfNewTokens) {
+  std::string before = BearerFor(*emulator_, kTable);  // valid for 600 s
+  Fault(R"({"expire_tokens": 2})");
+  EXPECT_TRUE(CreateStatus(*client_, before, kTable, CreateRequest(kTable, &desc_)).ok());
+
+  json issued = OAuthToken();
+  auto t0 = Clock::now();
+  EXPECT_EQ(issued["expires_in"], 2);
+  std::string bearer = "Bearer " + issued["access_token"].get<std::string>();
+  EXPECT_EQ(UnityCatalogGet(bearer).status, 200);
+  std::this_thread::sleep_until(t0 + std::chrono::milliseconds(2100));
+  HttpResult expired = UnityCatalogGet(bearer);
+  EXPECT_EQ(expired.status, 401);
+  EXPECT_THAT(expired.body, HasSubstr("expired"));
+  // The token issued before the fault is still good.
+  EXPECT_TRUE(CreateStatus(*client_, before, kTable, CreateRequest(kTable, &desc_)).ok());
+
+  // true = 1 s; false, or DELETE /admin/faults, = the configured lifetime again.
+  Fault(R"({"expire_tokens": true})");
+  EXPECT_EQ(OAuthToken()["expires_in"], 1);
+  Fault(R"({"expire_tokens": false})");
+  EXPECT_EQ(OAuthToken()["expires_in"], 3600);
+  Fault(R"({"expire_tokens": 5})");
+  ASSERT_EQ(HttpDelete(*emulator_, "/admin/faults").status, 200);
+  EXPECT_EQ(OAuthToken()["expires_in"], 3600);
+  for (const char* bad : {R"({"expire_tokens": 0})", R"({"expire_tokens": 1.5})",
+                          R"({"expire_tokens": "1"})", R"({"revoke_tokens": 1})"}) {
+    auto r = HttpPost(*emulator_, "/admin/faults", bad, "application/json");
+    EXPECT_EQ(r.status, 400) << bad;
+  }
+}
+
+// revoke_tokens models the real service revoking tokens: every token issued so far is refused
+// at once, on the gRPC side and the HTTP side, whatever its expiry; new tokens work.
+TEST_F(FaultTest, RevokeTokensInvalidatesIssuedTokensAtOnce) {
   std::string token = BearerFor(*emulator_, kTable);
   EXPECT_TRUE(CreateStatus(*client_, token, kTable, CreateRequest(kTable, &desc_)).ok());
-  Fault(R"({"expire_tokens": true})");
+  Fault(R"({"revoke_tokens": true})");
   grpc::Status st = CreateStatus(*client_, token, kTable, CreateRequest(kTable, &desc_));
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_THAT(st.error_message(), HasSubstr("expired"));
+  EXPECT_THAT(st.error_message(), HasSubstr("revoked"));
+  EXPECT_EQ(UnityCatalogGet(token).status, 401);
   // A fresh token works again.
   EXPECT_TRUE(CreateStatus(*client_, BearerFor(*emulator_, kTable), kTable,
                            CreateRequest(kTable, &desc_))
