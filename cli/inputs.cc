@@ -182,10 +182,22 @@ arrow::Result<std::unique_ptr<InputReader>> OpenParquet(const InputFile& f, cons
                                                         int64_t skip_rows) {
   auto opened = arrow::io::ReadableFile::Open(f.path);
   if (!opened.ok()) return InputError(f.path, "cannot open: " + opened.status().message());
-  auto made = parquet::arrow::OpenFile(*opened, arrow::default_memory_pool());
+  // Bounded memory: no pre-buffering (it would cache the column chunks of every row group
+  // selected, i.e. the whole file), and each column chunk is read through a 1 MiB buffer
+  // instead of whole (row groups can be hundreds of MB).
+  parquet::ReaderProperties read_properties = parquet::default_reader_properties();
+  read_properties.enable_buffered_stream();
+  read_properties.set_buffer_size(1 << 20);
+  parquet::ArrowReaderProperties arrow_properties;
+  arrow_properties.set_pre_buffer(false);
+  arrow_properties.set_batch_size(o.batch_rows);
+  parquet::arrow::FileReaderBuilder builder;
+  arrow::Status footer = builder.Open(*opened, read_properties);
+  if (!footer.ok()) return InputError(f.path, "not a readable Parquet file: " + footer.message());
+  auto made =
+      builder.memory_pool(arrow::default_memory_pool())->properties(arrow_properties)->Build();
   if (!made.ok()) return InputError(f.path, "not a readable Parquet file: " + made.status().message());
   std::shared_ptr<parquet::arrow::FileReader> reader(std::move(*made));
-  reader->set_batch_size(o.batch_rows);
   auto metadata = reader->parquet_reader()->metadata();
   // Row groups wholly before skip_rows are not read at all.
   std::vector<int> groups;

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -119,19 +120,23 @@ arrow::Status HttpFrontend::Start(const std::string& host, int port,
   }
   Routes();
   server_->new_task_queue = [] { return new GrowingThreadPool(kMaxHttpThreads); };
-  // A client that stops sending in the middle of a request, or stops reading the answer, is
-  // dropped after 3 s of silence (httplib's default is 5 s per recv/send).
+  // Bound how long one connection holds its thread. A request that stops arriving, or an
+  // answer the client stops reading, is given up after 3 s of silence (httplib: 5 s); httplib
+  // then keeps the connection for the keep-alive timeout, which is 3 s too (httplib: 5 s), so a
+  // stalled client is gone after about 6 s. Clients that pool connections (the SDKs do) may
+  // send up to 100 requests on one (httplib: 5).
   server_->set_read_timeout(3, 0);
   server_->set_write_timeout(3, 0);
-  // An idle keep-alive connection is closed after 5 s, and after 100 requests, so clients that
-  // pool connections (the SDKs do) reuse them without holding threads for long.
-  server_->set_keep_alive_timeout(5);
+  server_->set_keep_alive_timeout(3);
   server_->set_keep_alive_max_count(100);
   // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and
   // share its traffic; only SO_REUSEADDR (quick restarts), so a port in use is an error.
-  server_->set_socket_options([](socket_t sock) {
+  // The socket is also remembered to raise its backlog below, right after bind.
+  auto listen_sock = std::make_shared<socket_t>(INVALID_SOCKET);
+  server_->set_socket_options([listen_sock](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    *listen_sock = sock;
   });
   if (port == 0) {
     port_ = server_->bind_to_any_port(host);
@@ -142,6 +147,11 @@ arrow::Status HttpFrontend::Start(const std::string& host, int port,
     server_.reset();
     return arrow::Status::IOError("HTTP side: cannot bind ", host, ":", port);
   }
+  // httplib listens with a backlog of 5 (compiled in). When more connections arrive at once
+  // than its accept thread takes in (a burst of clients, or that thread waiting for a CPU on a
+  // loaded machine), the rest were dropped and each client's TCP retried only after 1 s.
+  // listen() on a listening socket just sets a new backlog.
+  if (*listen_sock != INVALID_SOCKET) ::listen(*listen_sock, SOMAXCONN);
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   // stop() is a no-op until the accept loop runs, so wait for it (the socket already listens).
   for (int i = 0; i < 5000 && !server_->is_running(); ++i) {

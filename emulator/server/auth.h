@@ -69,13 +69,13 @@ class TokenStore {
   // their own expiry. nullopt goes back to the lifetime given to the constructor.
   void SetLifetimeOverride(std::optional<std::chrono::seconds> lifetime);
 
-  // Fault "revoke_tokens": every token issued so far is refused from now on, whatever its
-  // expiry (as when the real service revokes a principal's tokens); new tokens work.
+  // Fault "revoke_tokens": every token issued so far is refused from now on ("revoked"),
+  // whatever its stated expiry, as after a revocation; new tokens work.
   void RevokeAll();
 
-  // Test-only device kept for existing C++ callers: every token issued so far counts as expired
-  // now, before its stated expiry (the real service never does this; the admin API no longer
-  // offers it). New code uses RevokeAll or SetLifetimeOverride.
+  // Test-only device kept for existing C++ callers (tests/transport, tests/wrapper): every
+  // token issued so far counts as expired now, before its stated expiry. Real tokens expire at
+  // their expires_in; the admin API offers expire_tokens and revoke_tokens instead.
   void ExpireAll();
 
   // Issues a token directly (tests and tools): the same as a successful token request.

@@ -59,6 +59,8 @@ struct WrapperStats {
   int64_t stream_open_failures = 0;
   // Streams that ended in a final failure and were replaced.
   int64_t streams_failed = 0;
+  // Stream pools (one per descriptor) closed because no cached encoder used them any more.
+  int64_t pools_evicted = 0;
   int64_t cooldowns_started = 0;
   // Batches refused at once because a cool-down was in force.
   int64_t batches_refused_in_cooldown = 0;

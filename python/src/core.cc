@@ -501,6 +501,7 @@ nb::dict StatsToDict(const az::WrapperStats& s) {
   d["streams_opened"] = s.streams_opened;
   d["stream_open_failures"] = s.stream_open_failures;
   d["streams_failed"] = s.streams_failed;
+  d["pools_evicted"] = s.pools_evicted;
   d["cooldowns_started"] = s.cooldowns_started;
   d["batches_refused_in_cooldown"] = s.batches_refused_in_cooldown;
   d["debug_write_failures"] = s.debug_write_failures;

@@ -32,7 +32,6 @@ from arrow_zerobus_sdk_wrapper import spark as zspark
 from arrow_zerobus_sdk_wrapper.testing import LocalZerobus
 
 REPO = Path(__file__).resolve().parents[2]
-INT32_MAX = 2**31 - 1
 
 IOT_COLUMNS = [
     {"name": "id", "type": "bigint", "nullable": False},
@@ -305,6 +304,7 @@ def test_every_wrapper_option_converts_from_spark_text(monkeypatch, tmp_path):
     }
     defaults = _core.default_options()
     assert set(values) == set(defaults), "a new option needs a value here (and a Spark type)"
+    assert [n for n, (kind, _) in zspark._KINDS.items() if kind == "unknown"] == []
     for name, value in values.items():
         assert value != defaults[name], name
     text = {name: _as_spark_text(value) for name, value in values.items()}

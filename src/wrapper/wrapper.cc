@@ -39,8 +39,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// Encoders kept per wrapper; beyond this the oldest is dropped (a stream of ever-new schemas
-// must not grow memory without bound).
+// Encoders kept per wrapper; beyond this the least recently used is dropped, and with it the
+// stream pool no cached encoder uses any more (its streams closed), so a feed of ever-new schemas
+// grows neither memory nor threads, channels and sockets without bound.
 constexpr size_t kMaxCachedEncoders = 64;
 
 double UnitRandom() {
@@ -101,6 +102,9 @@ struct StreamPool {
   DescriptorProto descriptor;
   std::vector<std::unique_ptr<StreamSlot>> slots;
   std::atomic<uint64_t> next{0};  // rotates the tie-break among equally loaded slots
+  // Sends (and encoders being planned) using the pool; guarded by Impl::mu. A pool is evicted
+  // only at zero.
+  int leases = 0;
 };
 
 struct EncoderEntry {
@@ -379,7 +383,9 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     return d;
   }
 
-  std::shared_ptr<StreamPool> PoolFor(const DescriptorProto& descriptor) {
+  // The pool for `descriptor`, with a lease taken (so it is not evicted while the caller
+  // finishes planning); the caller gives the lease back or keeps it for a send.
+  std::shared_ptr<StreamPool> LeasePool(const DescriptorProto& descriptor) {
     std::string key = descriptor.SerializeAsString();
     std::lock_guard<std::mutex> lk(mu);
     auto& pool = pools[key];
@@ -390,18 +396,72 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
         pool->slots.push_back(std::make_unique<StreamSlot>());
       }
     }
+    ++pool->leases;
     return pool;
   }
 
-  arrow::Result<EncoderEntry> EncoderFor(const std::shared_ptr<arrow::Schema>& schema) {
+  // The cached entry for `schema` (most recently used moves to the back), with a lease on its
+  // pool when `lease`. Called with mu held.
+  std::optional<EncoderEntry> FindEncoderLocked(const arrow::Schema& schema, const void* same,
+                                                bool lease) {
+    for (size_t i = 0; i < encoders.size(); ++i) {
+      if (encoders[i].schema.get() != same &&
+          !encoders[i].schema->Equals(schema, /*check_metadata=*/false)) {
+        continue;
+      }
+      std::rotate(encoders.begin() + static_cast<std::ptrdiff_t>(i),
+                  encoders.begin() + static_cast<std::ptrdiff_t>(i) + 1, encoders.end());
+      EncoderEntry e = encoders.back();
+      if (lease && e.pool) ++e.pool->leases;
+      return e;
+    }
+    return std::nullopt;
+  }
+
+  // Pools no cached encoder uses and no send holds: out of the map, to be closed by the caller.
+  std::vector<std::shared_ptr<StreamPool>> TakeIdlePoolsLocked() {
+    std::vector<std::shared_ptr<StreamPool>> idle;
+    for (auto it = pools.begin(); it != pools.end();) {
+      const bool used = it->second->leases > 0 ||
+                        std::any_of(encoders.begin(), encoders.end(),
+                                    [&](const EncoderEntry& e) { return e.pool == it->second; });
+      if (used) {
+        ++it;
+        continue;
+      }
+      idle.push_back(it->second);
+      it = pools.erase(it);
+    }
+    return idle;
+  }
+
+  // Closes the streams of evicted pools (nothing is in flight on them: no send holds a lease).
+  void CloseEvicted(const std::vector<std::shared_ptr<StreamPool>>& evicted) {
+    for (const auto& pool : evicted) {
+      for (auto& slot : pool->slots) {
+        std::shared_ptr<StreamHandle> handle;
+        {
+          std::lock_guard<std::mutex> lk(slot->mu);
+          if (!slot->handle) continue;
+          handle = slot->handle;
+          RetireLocked(*slot, /*failed=*/false);
+        }
+        (void)handle->stream->Close();
+      }
+    }
+    if (!evicted.empty()) {
+      std::lock_guard<std::mutex> lk(stats_mu);
+      counters.pools_evicted += static_cast<int64_t>(evicted.size());
+    }
+  }
+
+  // The encoder for `schema` (planned once, cached); with `lease`, its pool is leased to the
+  // caller (a send), who gives the lease back when the send completes (Complete).
+  arrow::Result<EncoderEntry> EncoderFor(const std::shared_ptr<arrow::Schema>& schema,
+                                         bool lease = false) {
     {
       std::lock_guard<std::mutex> lk(mu);
-      for (const auto& e : encoders) {
-        if (e.schema == schema) return e;
-      }
-      for (const auto& e : encoders) {
-        if (e.schema->Equals(*schema, /*check_metadata=*/false)) return e;
-      }
+      if (auto e = FindEncoderLocked(*schema, schema.get(), lease)) return *e;
     }
     // Plan outside the lock: binding a wide schema takes a while.
     std::unique_ptr<RecordBatchEncoder> encoder;
@@ -424,18 +484,27 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     entry.schema = schema;
     entry.encoder = std::shared_ptr<RecordBatchEncoder>(std::move(encoder));
     if (!config.zerobus_writer_disabled) {
-      entry.pool = PoolFor(entry.encoder->descriptor());
       if (config.record_type == RecordFormat::kJson) {
         ARROW_ASSIGN_OR_RAISE(entry.json,
                               internal::JsonRowsConverter::Make(entry.encoder->descriptor()));
       }
+      entry.pool = LeasePool(entry.encoder->descriptor());
     }
-    std::lock_guard<std::mutex> lk(mu);
-    for (const auto& e : encoders) {
-      if (e.schema->Equals(*schema, /*check_metadata=*/false)) return e;  // a racing planner won
+    std::vector<std::shared_ptr<StreamPool>> evicted;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (auto e = FindEncoderLocked(*schema, schema.get(), lease)) {  // a racing planner won
+        if (entry.pool) --entry.pool->leases;
+        evicted = TakeIdlePoolsLocked();
+        entry = *e;
+      } else {
+        if (encoders.size() >= kMaxCachedEncoders) encoders.erase(encoders.begin());
+        encoders.push_back(entry);
+        if (entry.pool && !lease) --entry.pool->leases;
+        evicted = TakeIdlePoolsLocked();
+      }
     }
-    if (encoders.size() >= kMaxCachedEncoders) encoders.erase(encoders.begin());
-    encoders.push_back(entry);
+    CloseEvicted(evicted);
     return entry;
   }
 
@@ -564,6 +633,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
   struct SendState {
     std::shared_ptr<Impl> impl;  // the wrapper lives until its sends finish
     uint64_t id = 0;             // key in sends_in_progress
+    bool leased = false;         // holds a lease on entry.pool
     arrow::Future<TransmissionResult> future = arrow::Future<TransmissionResult>::Make();
     std::chrono::system_clock::time_point wall_start;
     Clock::time_point start;
@@ -635,13 +705,14 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
         return false;
       }
     }
-    auto entry = EncoderFor(batch.schema());
+    auto entry = EncoderFor(batch.schema(), /*lease=*/true);
     if (!entry.ok()) {
       out.result = TransmissionResult::WholeBatchFailure(n, entry.status());
       if (GetErrorKind(entry.status()) != ErrorKind::kConversion) out.transmission_failed = n;
       return false;
     }
     s.entry = std::move(*entry);
+    s.leased = s.entry.pool != nullptr;  // given back in Complete
     auto encoded_result = s.entry.encoder->Encode(batch);
     if (!encoded_result.ok()) {
       out.result = TransmissionResult::WholeBatchFailure(n, encoded_result.status());
@@ -965,6 +1036,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     {
       std::lock_guard<std::mutex> lk(mu);
       sends_in_progress.erase(s->id);
+      if (s->leased) --s->entry.pool->leases;
       if (--active_sends == 0) cv.notify_all();
     }
     // The last reference to the wrapper may be this send's: drop it on an I/O thread, never on a

@@ -3,10 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sstream>
+#include <type_traits>
+
 #include <nlohmann/json.hpp>
 
 #include "arrow_zerobus/auth.h"
 #include "arrow_zerobus/errors.h"
+#include "arrow_zerobus/wrapper.h"
 #include "client_test_util.h"
 #include "server/auth.h"
 
@@ -306,6 +310,31 @@ TEST_F(AuthTest, PlainHttpTokenEndpointIsOnlyAllowedOnLoopback) {
     EXPECT_THAT(source.status().message(), ::testing::HasSubstr("unity_catalog_url"));
     EXPECT_EQ(source.status().ToString().find("hunter2"), std::string::npos);
   }
+}
+
+// The wrapper makes its OAuth provider in Make: the refusal comes from there, naming the option.
+TEST_F(AuthTest, WrapperRefusesAPlainHttpTokenEndpointWhenMade) {
+  WrapperConfiguration c = WrapperConfiguration::Make(
+      "https://6051921418418893.zerobus.us-west-2.cloud.databricks.com", kTable);
+  c.client_id = kClientId;
+  c.client_secret = SecretString(kClientSecret);
+  c.unity_catalog_url = "http://uc.example.com";
+  auto wrapper = ZerobusWrapper::Make(c);
+  ASSERT_FALSE(wrapper.ok());
+  EXPECT_EQ(GetErrorKind(wrapper.status()), ErrorKind::kConfiguration);
+  EXPECT_THAT(wrapper.status().message(), ::testing::HasSubstr("unity_catalog_url"));
+  EXPECT_THAT(wrapper.status().message(), ::testing::HasSubstr("in clear"));
+  EXPECT_EQ(wrapper.status().ToString().find(kClientSecret), std::string::npos);
+}
+
+// The secret stays a SecretString from the configuration to where the Basic header is built.
+TEST_F(AuthTest, ClientSecretIsKeptAsASecretString) {
+  static_assert(std::is_same_v<decltype(OAuthOptions::client_secret), SecretString>);
+  auto source = OAuthTokenSource::Make(Options("https://uc.example.com"));
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  std::ostringstream shown;
+  shown << (*source)->options().client_secret;
+  EXPECT_EQ(shown.str(), "***");
 }
 
 // Over plain http a proxy would read the Basic credentials: loopback is always reached directly,

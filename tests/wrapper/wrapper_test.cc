@@ -984,5 +984,45 @@ TEST_F(WrapperTest, SchemasWithDifferentDescriptorsUseTheirOwnStreams) {
   EXPECT_EQ(w.stats().streams.size(), 2u);
 }
 
+// A feed of ever-new schemas: encoders are kept least recently used, and a stream pool no cached
+// encoder uses is evicted with its streams closed, so streams (threads, channels, sockets) stay
+// bounded while every row still lands.
+TEST_F(WrapperTest, EverNewSchemasKeepStreamsBounded) {
+  constexpr int kSchemas = 70;
+  arrow::FieldVector table_fields = {arrow::field("id", arrow::int64(), false)};
+  for (int i = 0; i < kSchemas; ++i) {
+    table_fields.push_back(arrow::field("x" + std::to_string(i), arrow::int64()));
+  }
+  ASSERT_TRUE((emu_->store().Declare("main.default.wide", arrow::schema(table_fields))).ok());
+  auto w = MakeWrapper(FastConfig(*emu_, "main.default.wide"));
+  for (int i = 0; i < kSchemas; ++i) {
+    // id plus one of the nullable columns: another descriptor each time, all fit the table.
+    auto schema = arrow::schema({table_fields[0], table_fields[static_cast<size_t>(i) + 1]});
+    arrow::Int64Builder ids, xs;
+    ASSERT_TRUE((ids.AppendValues({i * 2, i * 2 + 1})).ok());
+    ASSERT_TRUE((xs.AppendValues({i, i})).ok());
+    auto batch = arrow::RecordBatch::Make(schema, 2, {*ids.Finish(), *xs.Finish()});
+    auto r = Send(w, batch);
+    ASSERT_EQ(r.successful_count, 2) << i << ": " << r.error.value_or("");
+  }
+  const WrapperStats stats = w.stats();
+  EXPECT_LE(stats.streams.size(), 64u);
+  EXPECT_EQ(stats.pools_evicted, kSchemas - 64);
+  EXPECT_EQ(stats.streams_opened, kSchemas);
+  // The first schema's pool was evicted: sending it again opens a fresh stream and lands.
+  auto schema0 = arrow::schema({table_fields[0], table_fields[1]});
+  arrow::Int64Builder ids, xs;
+  ASSERT_TRUE((ids.AppendValues({1000})).ok());
+  ASSERT_TRUE((xs.AppendValues({0})).ok());
+  EXPECT_EQ(Send(w, arrow::RecordBatch::Make(schema0, 1, {*ids.Finish(), *xs.Finish()}))
+                .successful_count,
+            1);
+  EXPECT_EQ(w.stats().streams_opened, kSchemas + 1);
+  ASSERT_TRUE((w.Shutdown()).ok());
+  auto ids_in_table = ReadDeltaIds(*emu_, "main.default.wide");
+  ASSERT_TRUE((ids_in_table.status()).ok());
+  EXPECT_EQ(ids_in_table->size(), static_cast<size_t>(2 * kSchemas + 1));
+}
+
 }  // namespace
 }  // namespace arrow_zerobus::testing

@@ -178,6 +178,9 @@ TEST_F(FaultTest, ExpireTokensShortensTheLifetimeOfNewTokens) {
   HttpResult expired = UnityCatalogGet(bearer);
   EXPECT_EQ(expired.status, 401);
   EXPECT_THAT(expired.body, HasSubstr("expired"));
+  grpc::Status st = CreateStatus(*client_, bearer, kTable, CreateRequest(kTable, &desc_));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(st.error_message(), HasSubstr("expired"));
   // The token issued before the fault is still good.
   EXPECT_TRUE(CreateStatus(*client_, before, kTable, CreateRequest(kTable, &desc_)).ok());
 
@@ -196,8 +199,8 @@ TEST_F(FaultTest, ExpireTokensShortensTheLifetimeOfNewTokens) {
   }
 }
 
-// revoke_tokens models the real service revoking tokens: every token issued so far is refused
-// at once, on the gRPC side and the HTTP side, whatever its expiry; new tokens work.
+// revoke_tokens models a revocation: every token issued so far is refused at once, on the gRPC
+// side and the HTTP side, whatever its stated expiry; new tokens work.
 TEST_F(FaultTest, RevokeTokensInvalidatesIssuedTokensAtOnce) {
   std::string token = BearerFor(*emulator_, kTable);
   EXPECT_TRUE(CreateStatus(*client_, token, kTable, CreateRequest(kTable, &desc_)).ok());
