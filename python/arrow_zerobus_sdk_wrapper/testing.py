@@ -278,7 +278,7 @@ class LocalZerobus:
     # ---- admin API --------------------------------------------------------------------------
 
     def add_fault(self, rule: Mapping[str, Any]) -> List[int]:
-        """Adds a fault rule (or runs an action such as ``{"expire_tokens": True}``) on the
+        """Adds a fault rule (or runs an action such as ``{"revoke_tokens": True}``) on the
         running server; docs/emulator.md lists the keys. Returns the new rule ids. ValueError
         with the server's message for an invalid rule."""
         return list(self._admin("POST", "/admin/faults", dict(rule)).get("ids", []))

@@ -355,14 +355,14 @@ def test_pipeline_blocked_starts_a_cooldown():
         assert sorted(summary["counts"]) == list(range(20, 30)) and summary["duplicates"] == 0
 
 
-def test_expired_tokens_are_refreshed_on_recovery():
+def test_revoked_tokens_are_refreshed_on_recovery():
     name = "main.default.tokens"
     with LocalZerobus() as emu:
         with ZerobusWrapper(emu.config(name, **FAST)) as wrapper:
             before = send_all(wrapper, 2)
             assert all(r.successful_count == 10 for _, r in before)
             issued = emu.stats()["tokens_issued"]
-            emu.add_fault({"expire_tokens": True})
+            emu.add_fault({"revoke_tokens": True})
             emu.add_fault({"end_stream": {"after_requests": 0, "code": "UNAVAILABLE"}, "times": 1})
             after = send_all(wrapper, 2, first=20)
             assert all(r.successful_count == 10 for _, r in after)
