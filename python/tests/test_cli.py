@@ -586,8 +586,12 @@ def test_ctrl_c_waits_only_drain_timeout_when_acks_never_come(emulator_factory, 
     args = [str(cli_binary()), "send", str(path), *emulator_args(emu), "--checkpoint", str(checkpoint),
             "--report-json", str(report), "--drain-timeout-s", "1", *SLOW_SEND]
     proc = subprocess.Popen(args, env=emulator_env(emu), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.5)  # the window is full of batches waiting for their acks
-    assert proc.poll() is None
+    # Wait until both batches of the window are on the server, waiting for acks that never come.
+    deadline = time.monotonic() + 30
+    while not any(st["requests"] >= 2 for st in emu.stats()["streams"]):
+        assert proc.poll() is None and time.monotonic() < deadline, "the send did not start"
+        time.sleep(0.05)
+    time.sleep(0.2)
     start = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "arrow_zerobus/errors.h"
+#include "common/http_client.h"
 #include "config/config_internal.h"
 #include "transport/endpoint_internal.h"
 
@@ -361,7 +362,28 @@ arrow::Status WrapperConfiguration::Validate() const {
           "endpoint is {unity_catalog_url}/oidc/v1/token)");
     }
   }
-  if (unity_catalog_url) ARROW_RETURN_NOT_OK(CheckHttpUrl(*unity_catalog_url, "unity_catalog_url"));
+  if (unity_catalog_url) {
+    ARROW_RETURN_NOT_OK(CheckHttpUrl(*unity_catalog_url, "unity_catalog_url"));
+    // The client secret goes to {unity_catalog_url}/oidc/v1/token: in clear only to this machine.
+    if (client_secret && ToLower(*unity_catalog_url).rfind("http://", 0) == 0) {
+      const std::string& url = *unity_catalog_url;
+      const size_t begin = url.find("://") + 3;
+      std::string host;
+      if (begin < url.size() && url[begin] == '[') {
+        const size_t close = url.find(']', begin);
+        host = url.substr(begin + 1, close == std::string::npos ? std::string::npos
+                                                                : close - begin - 1);
+      } else {
+        host = url.substr(begin, url.find_first_of("/:?#", begin) - begin);
+      }
+      if (!internal::IsLoopbackHost(host)) {
+        return ConfigurationError(
+            "unity_catalog_url: " + Quote(url) +
+            " is plain http to another machine: the client secret would travel in clear; use "
+            "https:// (http:// is only for a local server: localhost, 127.0.0.1, ::1)");
+      }
+    }
+  }
 
   if (zerobus_writer_disabled && !any_debug_on()) {
     return ConfigurationError(
@@ -430,6 +452,16 @@ arrow::Status WrapperConfiguration::Validate() const {
   if (ca_file) {
     std::error_code ec;
     if (ca_file->empty()) return ConfigurationError("ca_file is empty");
+    // A CA file only matters for TLS: with a plaintext endpoint it is a mistake to report now,
+    // not on every row later.
+    if (!endpoint.empty()) {
+      auto parsed = ParseEndpoint(endpoint, "endpoint");
+      if (parsed.ok() && !parsed->tls) {
+        return ConfigurationError("ca_file: " + Quote(*ca_file) + " is given, but endpoint " +
+                                  Quote(endpoint) +
+                                  " is plaintext (http://): use https:// or drop ca_file");
+      }
+    }
     if (!std::filesystem::is_regular_file(*ca_file, ec)) {
       return ConfigurationError("ca_file: " + Quote(*ca_file) + " is not a readable file");
     }

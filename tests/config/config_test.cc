@@ -82,6 +82,34 @@ TEST(ConfigValidate, GoodConfigurationPasses) {
   ASSERT_TRUE(Good().ValidateForWrapper().ok());
 }
 
+// A CA file with a plaintext endpoint is a set-up mistake: refused at start-up, not on every row.
+TEST(ConfigValidate, CaFileNeedsATlsEndpoint) {
+  const std::string ca = (std::filesystem::temp_directory_path() / "az-config-ca.pem").string();
+  { std::ofstream(ca) << "-----BEGIN CERTIFICATE-----\n"; }
+  auto c = Good();
+  c.ca_file = ca;
+  EXPECT_TRUE(c.Validate().ok()) << c.Validate().ToString();
+  c.endpoint = "http://localhost:50051";
+  ExpectConfigError(c.Validate(), "ca_file");
+  ExpectConfigError(c.Validate(), "plaintext");
+  std::filesystem::remove(ca);
+}
+
+// The secret goes to the token endpoint: plain http only to this machine.
+TEST(ConfigValidate, PlainHttpTokenEndpointOnlyOnLoopback) {
+  auto c = Good();
+  for (const char* local : {"http://localhost:8080", "http://127.0.0.1:1", "http://[::1]:9"}) {
+    c.unity_catalog_url = local;
+    EXPECT_TRUE(c.Validate().ok()) << local << ": " << c.Validate().ToString();
+  }
+  for (const char* remote : {"http://workspace.example.com", "http://10.0.0.1:8080",
+                             "http://127.0.0.1.example.com"}) {
+    c.unity_catalog_url = remote;
+    ExpectConfigError(c.Validate(), "unity_catalog_url");
+    ExpectConfigError(c.Validate(), "in clear");
+  }
+}
+
 TEST(SecretString, NeverPrintsValue) {
   SecretString s(kSecret);
   std::ostringstream os;
