@@ -377,6 +377,15 @@ class Sender {
     }
     r.done_prefix = f.first_row + f.batch->num_rows();
     MaybeSaveCheckpoint(false);
+    // A batch that failed as a whole for a reason other than its data (no connection, refused
+    // credentials, a table that refuses the stream) would fail the same way for every batch
+    // after it: stop reading instead of copying the whole input into the quarantine.
+    if (result.total_rows > 0 && result.successful_count == 0 && result.error &&
+        ErrorKindOfMessage(*result.error) != ErrorKind::kConversion && error_.ok()) {
+      error_ = MakeError(ErrorKind::kTransmission, false,
+                         "the send stopped after every row of a batch of " + r.file.path +
+                             " failed (later batches would fail the same way): " + *result.error);
+    }
   }
 
   FileProgress ProgressOf(const FileReport& r) const {

@@ -352,8 +352,9 @@ def test_schema_from_types_csv_and_json_lines(tmp_path):
 
 
 def test_unreachable_endpoint_fails_every_row_quickly_without_the_secret(tmp_path):
-    """Nothing listens on the port. The rows fail (Retry exhausted) and are quarantined; the run
-    ends in seconds with exit code 3. Settings from a YAML file; the secret only in the env."""
+    """Nothing listens on the port. The first batch fails as a whole (Retry exhausted): its rows
+    are quarantined and the send stops there, in seconds, with exit code 1 and the cause.
+    Settings from a YAML file; the secret only in the env."""
     port = free_port()
     secret = "unreachable-secret-77e1c0"
     config = tmp_path / "zerobus.yaml"
@@ -370,10 +371,11 @@ def test_unreachable_endpoint_fails_every_row_quickly_without_the_secret(tmp_pat
     proc = run_cli("send", path, "--config", config, "--failed-rows", quarantine, "--report-json",
                    report, env=clean_env(ZEROBUS_CLIENT_SECRET=secret), timeout=60)
     elapsed = time.monotonic() - start
-    assert proc.returncode == 3, text(proc)
+    assert proc.returncode == 1, text(proc)
     assert elapsed < 30, elapsed
     out = text(proc)
     assert "0 landed" in out and "500 failed" in out
+    assert "the send stopped after every row of a batch" in out
     assert f"127.0.0.1:{port}" in out and "Couldn't connect" in out
     assert secret not in out and secret not in report.read_text()
     q = read_quarantine(quarantine)
@@ -392,9 +394,10 @@ def test_bad_credentials_over_tls_then_the_right_ones(emulator_factory, tmp_path
     start = time.monotonic()
     proc = send(emu, path, "--report-json", tmp_path / "bad.json", env=env)
     assert time.monotonic() - start < 30
-    assert proc.returncode == 3, text(proc)
+    assert proc.returncode == 1, text(proc)
     out = text(proc)
     assert "Authentication error" in out and "invalid_client" in out, out
+    assert "the send stopped after every row of a batch" in out
     assert wrong not in out and emu.client_secret not in out
     assert wrong not in (tmp_path / "bad.json").read_text()
     assert not emu.table_path(TABLE).exists()
