@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all setup configure build python test test-cpp test-python demo bench coverage clean
+.PHONY: all setup configure build python test test-cpp test-python test-sanitize fuzz-ci demo bench coverage clean
 
 all: build
 
@@ -30,6 +30,17 @@ test-cpp:
 
 test-python:
 	@bash scripts/run_pytest.sh
+
+# The C++ suite under sanitizers, in trees of its own that build only the tests they run:
+# ASan+UBSan over every C++ test (build-asan), ThreadSanitizer over the transport and wrapper
+# tests (build-tsan). See scripts/sanitize.sh.
+test-sanitize: setup
+	@JOBS=$(JOBS) bash scripts/sanitize.sh
+
+# Every libFuzzer target (clang) for AZ_FUZZ_SECONDS each (default 60), from the seed corpora
+# in tests/fuzz/corpus/. See scripts/fuzz.sh.
+fuzz-ci: configure
+	@JOBS=$(JOBS) bash scripts/fuzz.sh $(BUILD)
 
 # The main job: sample Arrow data through the project (see README). Builds only what it runs.
 DEMO_TARGETS = arrow_zerobus zerobus-arrow zerobus-emulator

@@ -73,6 +73,7 @@ struct FileReport {
   std::optional<int64_t> known_rows;
   int64_t skipped_by_checkpoint = 0;
   int64_t rows = 0, landed = 0, failed = 0, in_doubt = 0, bytes = 0, retried_batches = 0;
+  int64_t retried = 0, possibly_duplicated = 0;
   // Rows of this file with a final outcome, counted from the file's start (checkpoint).
   int64_t done_prefix = 0;
   // First row of the earliest batch whose failed rows are not safely quarantined yet.
@@ -355,6 +356,8 @@ class Sender {
     r.in_doubt += static_cast<int64_t>(result.in_doubt_rows.size());
     r.bytes += result.batch_size_bytes;
     if (result.attempts > 1) ++r.retried_batches;
+    r.retried += result.retried_rows;
+    r.possibly_duplicated += result.replayed_rows;
     r.last_done = Clock::now();
     counters_.rows_landed += result.successful_count;
     counters_.rows_failed += result.failed_count;
@@ -509,6 +512,8 @@ class Sender {
                        {"failed", r.failed},
                        {"in_doubt", r.in_doubt},
                        {"retried_batches", r.retried_batches},
+                       {"retried", r.retried},
+                       {"possibly_duplicated", r.possibly_duplicated},
                        {"bytes", r.bytes},
                        {"seconds", fsecs},
                        {"skipped_by_checkpoint", r.skipped_by_checkpoint},

@@ -63,6 +63,12 @@ struct TransmissionResult {
   // ended: they may be in the table (at-least-once), so sending them again may duplicate them.
   // Sorted, unique, a subset of failed_rows; their messages say so.
   std::vector<int64_t> in_doubt_rows;
+  // Rows the wrapper sent again on a fresh stream after their stream failed (each re-send
+  // counts), and record copies that went on the wire again (the streams' replays plus those
+  // re-sends of requests that had been on the wire): the table may hold up to replayed_rows
+  // duplicates of this batch's rows (at-least-once).
+  int64_t retried_rows = 0;
+  int64_t replayed_rows = 0;
 
   // Builds a result from per-row outcomes: sorts both lists, sets the counts and `success`.
   // Every row of [0, total_rows) must be in exactly one list (checked: Invalid otherwise).

@@ -218,6 +218,17 @@ class TransmissionResult:
         return int(self._resolve().batch_size_bytes)
 
     @property
+    def retried_rows(self) -> int:
+        """Rows sent again on a fresh stream after their stream failed (each re-send counts)."""
+        return int(getattr(self._resolve(), "retried_rows", 0))
+
+    @property
+    def replayed_rows(self) -> int:
+        """Row copies that went on the wire again: the table may hold up to this many duplicates
+        of this send's rows (at-least-once delivery)."""
+        return int(getattr(self._resolve(), "replayed_rows", 0))
+
+    @property
     def total_rows(self) -> int:
         return int(self._resolve().total_rows)
 

@@ -678,6 +678,8 @@ NB_MODULE(_core, m) {
       .def_prop_ro("total_rows", [](const NativeResult& n) { return n.r.total_rows; })
       .def_prop_ro("successful_count", [](const NativeResult& n) { return n.r.successful_count; })
       .def_prop_ro("failed_count", [](const NativeResult& n) { return n.r.failed_count; })
+      .def_prop_ro("retried_rows", [](const NativeResult& n) { return n.r.retried_rows; })
+      .def_prop_ro("replayed_rows", [](const NativeResult& n) { return n.r.replayed_rows; })
       .def_prop_ro("in_doubt_count",
                    [](const NativeResult& n) { return static_cast<int64_t>(n.r.in_doubt_rows.size()); })
       .def_prop_ro("failed_rows", [](const NativeResult& n) {

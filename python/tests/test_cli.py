@@ -425,6 +425,10 @@ def test_stream_ended_by_the_server_is_recovered_at_least_once(emulator_factory,
     assert set(ids) == set(range(20_000))
     assert len(ids) - 20_000 <= total["possibly_duplicated"]
     assert f"{total['possibly_duplicated']} possibly duplicated by replay" in proc.stdout.decode()
+    # The per-file counts are the batches' own: one file here, so they match the totals.
+    (only,) = json.loads(report.read_text())["files"]
+    assert only["possibly_duplicated"] == total["possibly_duplicated"]
+    assert only["retried"] == total["retried"]
 
 
 # ---- partial failures, quarantine, re-send ----------------------------------------------------
@@ -755,7 +759,9 @@ def test_report_json_shape(tmp_path):
     assert [f["format"] for f in got["files"]] == ["parquet", "csv"]
     for f in got["files"]:
         assert set(f) == {"path", "format", "rows", "landed", "failed", "in_doubt", "retried_batches",
-                          "bytes", "seconds", "skipped_by_checkpoint", "checkpoint_rows_done"}
+                          "retried", "possibly_duplicated", "bytes", "seconds",
+                          "skipped_by_checkpoint", "checkpoint_rows_done"}
+        assert f["retried"] == 0 and f["possibly_duplicated"] == 0
     assert [f["checkpoint_rows_done"] for f in got["files"]] == [100, 200]
 
     # Re-run with the same checkpoint: both files are complete, nothing is sent again.

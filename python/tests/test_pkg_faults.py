@@ -371,3 +371,30 @@ def test_revoked_tokens_are_refreshed_on_recovery():
         summary = check_accounting(before + after, table, stats)
         assert set(summary["counts"]) == set(range(40))
         assert emu.stats()["tokens_issued"] > issued
+
+
+# ---- per-result replay counts ------------------------------------------------------------------
+
+
+def test_each_result_counts_its_own_replays():
+    """Streams ended after two requests (acks held back, so requests are in flight when they
+    end): every result says how many of its row copies went on the wire again, the sum equals the
+    wrapper's counter, and the table holds no more duplicates than that."""
+    name = "main.default.replays"
+    with LocalZerobus() as emu:
+        emu.add_fault({"end_stream": {"after_requests": 2, "code": "UNAVAILABLE"}, "times": 3,
+                       "ack_delay_ms": 100})
+        with ZerobusWrapper(emu.config(name, **FAST)) as wrapper:
+            sent = send_all(wrapper, 10, rows=1000)
+            wrapper.flush()
+            stats = wrapper.stats()
+        results = [r for _, r in sent]
+        assert all(r.successful_count == 1000 for r in results)
+        replayed = sum(r.replayed_rows for r in results)
+        assert replayed > 0
+        assert replayed == stats["replayed_records"]
+        assert sum(r.retried_rows for r in results) == stats["rows_retried"]
+        table = settled_table(emu, name)
+        ids = table.column("id").to_pylist()
+        assert set(ids) == set(range(10_000))
+        assert len(ids) - 10_000 <= replayed

@@ -90,6 +90,8 @@ TransmissionResult TransmissionResult::Concatenate(const std::vector<Transmissio
     r.successful_count += p.successful_count;
     r.failed_count += p.failed_count;
     r.batch_size_bytes += p.batch_size_bytes;
+    r.retried_rows += p.retried_rows;
+    r.replayed_rows += p.replayed_rows;
     r.attempts = std::max(r.attempts, p.attempts);
     if (p.latency_ms) r.latency_ms = std::max(r.latency_ms.value_or(0.0), *p.latency_ms);
     if (!r.error && p.error) r.error = p.error;

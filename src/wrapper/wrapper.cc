@@ -988,6 +988,8 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     SendOutcome& out = s->out;
     TransmissionResult& result = out.result;
     result.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - s->start).count();
+    result.retried_rows = out.resent_rows;
+    result.replayed_rows = out.replayed;
 
     // Failure-rate cool-down: only failures the service caused count (a batch with bad rows says
     // nothing about the service, and pausing would not fix it).
