@@ -758,7 +758,25 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
             backoff_until = now;
             break;
           }
-          wake = pause_deadline;
+          {
+            // The lack-of-ack bound holds while paused too: a server that announces a long
+            // close and then stalls must not hold the stream (and Flush, Close) for that long.
+            // It counts as a failed attempt, so a server that does it every time runs out the
+            // recovery retries instead of looping.
+            const auto ack_deadline = After(last_progress, options.server_lack_of_ack_timeout);
+            if (!rpc->cancel_reason && now >= ack_deadline) {
+              CancelRpc(rpc,
+                        MakeError(ErrorKind::kTransmission, true,
+                                  "no ack for " + Millis(options.server_lack_of_ack_timeout) +
+                                      " after a close signal, with " +
+                                      std::to_string(wire_inflight()) +
+                                      " requests in flight (server_lack_of_ack_timeout)",
+                                  kGrpcDeadlineExceeded),
+                        &ops);
+              break;
+            }
+            wake = std::min(pause_deadline, ack_deadline);
+          }
           break;
         case Phase::kClosing:
           if (rpc->done) {

@@ -290,7 +290,7 @@ class Generator {
         continue;
       }
       auto text = Text(len, utf8);
-      (void)builder.Append(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()));
+      (void)builder.Append(std::string(text.begin(), text.end()));  // never a null pointer
     }
     return builder.Finish().ValueOrDie();
   }

@@ -28,6 +28,7 @@ namespace {
 
 using arrow_zerobus::emulator::RecordDecoder;
 using arrow_zerobus::emulator::StatusCode;
+using arrow_zerobus::emulator::ToStatusCode;
 
 // The NOT NULL column is last: records reach every other column before it can fail them.
 constexpr const char* kTable = R"j({"columns": [

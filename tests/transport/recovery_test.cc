@@ -355,6 +355,32 @@ TEST_F(RecoveryTest, CloseSignalWaitIsCappedAndUnackedRequestsAreReplayed) {
   ExpectAllRowsStored(*emu_, 400, 2);
 }
 
+// A server that announces a close far in the future and then stalls: the lack-of-ack bound still
+// applies while paused, the unacked requests are replayed on a new RPC, and nothing waits for
+// the announced hour.
+TEST_F(RecoveryTest, PausedStreamStillHasAnAckTimeout) {
+  auto o = FastOptions(*emu_, kTable);
+  o.server_lack_of_ack_timeout = milliseconds(500);
+  auto rule = Rule();
+  rule.close_signal = emulator::CloseSignalFault{1, 3'600'000};
+  rule.withhold_acks = true;
+  rule.times = 1;
+  emu_->faults().Add(rule);
+  auto stream = ZerobusStream::Open(o);
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  const auto start = Clock::now();
+  Sent sent = SendRequests(**stream, 3, 100);
+  ASSERT_TRUE(WaitFor([&] { return (*stream)->stats().rpcs_opened >= 2; }));
+  EXPECT_LT(Clock::now() - start, milliseconds(5000));
+  emu_->faults().Clear();
+  ASSERT_EQ(WaitAll(sent.futures), 3);
+  ASSERT_TRUE((*stream)->Close().ok());
+  const StreamStats st = (*stream)->stats();
+  EXPECT_EQ(st.close_signals, 1);
+  EXPECT_GE(st.requests_replayed, 1);
+  ExpectReplayAccounting(sent, st);
+}
+
 // ---- tokens, 6006, quota, restart ------------------------------------------------------------
 
 TEST_F(RecoveryTest, ExpiredTokenIsDroppedAndAFreshOneFetchedOnReopen) {
