@@ -620,19 +620,29 @@ TEST_F(WrapperTest, ShutdownIsIdempotentAndRefusesLaterSends) {
   EXPECT_EQ(TableRows(*emu_, kTable), 10);
 }
 
+// A send still waiting to be admitted (the in-flight budget is full) when Shutdown starts: a
+// Shutdown that closed the streams without waiting would fail its rows; waiting, both land.
 TEST_F(WrapperTest, ShutdownWaitsForSendsInProgress) {
-  auto w = MakeWrapper(FastConfig(*emu_, kTable));
+  auto config = FastConfig(*emu_, kTable);
+  config.max_inflight_requests = 1;
+  auto w = MakeWrapper(config);
   emulator::FaultRule rule;
   rule.ack_delay_ms = 300;
   AddFault(rule);
-  std::optional<arrow::Result<TransmissionResult>> result;
-  std::thread sender([&] { result = w.SendBatch(*MakeRows(0, 25)); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto first = w.SendBatchAsync(*MakeRows(0, 25));
+  ASSERT_TRUE(first.ok());
+  std::optional<arrow::Result<TransmissionResult>> second;
+  std::thread sender([&] { second = w.SendBatch(*MakeRows(100, 25)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // blocked on the budget
+  ASSERT_FALSE(first->is_finished());
   ASSERT_TRUE(w.Shutdown().ok());
+  // Shutdown returned: every send that was in progress has its outcome.
+  EXPECT_TRUE(first->is_finished());
   sender.join();
-  ASSERT_TRUE(result.has_value());
-  ASSERT_TRUE(result->ok());
-  EXPECT_EQ((*result)->successful_count, 25);
+  EXPECT_EQ(first->result()->successful_count, 25);
+  ASSERT_TRUE(second.has_value());
+  ASSERT_TRUE(second->ok());
+  EXPECT_EQ((*second)->successful_count, 25) << (*second)->error.value_or("");
 }
 
 TEST_F(WrapperTest, GivenDescriptorBindsBatchesByName) {
