@@ -301,8 +301,31 @@ class LocalZerobus:
         # The server stores names in lower case (Unity Catalog names are case-insensitive).
         return self.data_dir.joinpath(*(part.lower() for part in parts))
 
-    def read_table(self, name: str) -> pa.Table:
-        """The rows of table `name` as a pyarrow Table (needs the deltalake package)."""
+    def wait_settled(self, name: Optional[str] = None, timeout: float = 15.0) -> None:
+        """Waits until the server has no open stream and nothing left to commit (for table
+        `name`, or every table). A stream that ended before its acks may still have rows to
+        commit: read a table only once it has settled. Raises TimeoutError with the server's
+        stats when that does not happen within `timeout` seconds (e.g. a wrapper still open)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.stats()
+            pending = sum(t.get("pending_rows", 0) for t in stats.get("tables", [])
+                          if name is None or t.get("name") == name)
+            if stats.get("open_streams", 0) == 0 and pending == 0:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the local Zerobus server did not settle within {timeout:g} s (open streams "
+                    f"or rows still to commit: {stats}); shut the wrapper down first, or call "
+                    "read_table(name, settle=False) for what is committed now"
+                )
+            time.sleep(0.02)
+
+    def read_table(self, name: str, *, settle: bool = True, timeout: float = 15.0) -> pa.Table:
+        """The rows of table `name` as a pyarrow Table (needs the deltalake package).
+
+        With `settle` (the default) it first waits until the server has no open stream and
+        nothing left to commit (`wait_settled`), so every row that can still land is in it."""
         if self._sink == "null":
             raise RuntimeError("read_table: this LocalZerobus uses sink='null', which stores no rows")
         try:
@@ -311,6 +334,8 @@ class LocalZerobus:
             raise ImportError(
                 "LocalZerobus.read_table needs the deltalake package: pip install deltalake"
             ) from error
+        if settle:
+            self.wait_settled(name, timeout)
         path = self.table_path(name)
         if not (path / "_delta_log").is_dir():
             raise FileNotFoundError(f"table {name!r} does not exist yet (no Delta table at {path})")

@@ -33,18 +33,8 @@ FAST = dict(
 
 
 def settled_table(emu: LocalZerobus, name: str, timeout: float = 15.0) -> pa.Table:
-    deadline = time.monotonic() + timeout
-    while True:
-        stats = emu.stats()
-        table = {t["name"]: t for t in stats["tables"]}.get(name)
-        if stats["open_streams"] == 0 and (table is None or table["pending_rows"] == 0):
-            if table is None:
-                return pa.table({"id": pa.array([], pa.int64())})
-            return emu.read_table(name)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the emulator did not settle: {stats}")
-        time.sleep(0.02)
-
+    """The table once the server has no open stream and nothing left to commit."""
+    return emu.read_table(name, timeout=timeout)
 
 def id_batch(start: int, count: int) -> pa.RecordBatch:
     return pa.record_batch({"id": pa.array(range(start, start + count), pa.int64()),

@@ -56,16 +56,8 @@ def fresh_table() -> str:
 
 
 def settled_table(emu: LocalZerobus, name: str, timeout: float = 10.0) -> pa.Table:
-    deadline = time.monotonic() + timeout
-    while True:
-        stats = emu.stats()
-        table = {t["name"]: t for t in stats["tables"]}.get(name)
-        if table is not None and table["open_streams"] == 0 and table["pending_rows"] == 0:
-            return emu.read_table(name)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the emulator did not settle: {stats}")
-        time.sleep(0.02)
-
+    """The table once the server has no open stream and nothing left to commit."""
+    return emu.read_table(name, timeout=timeout)
 
 def table_exists(emu: LocalZerobus, name: str) -> bool:
     return any(t["name"] == name for t in emu.stats()["tables"])

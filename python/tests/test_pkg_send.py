@@ -53,16 +53,7 @@ ALL_TYPES_DECLARATION = {
 
 def settled_table(emu: LocalZerobus, name: str, timeout: float = 10.0) -> pa.Table:
     """The table once the server has no open stream and nothing left to commit."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stats = emu.stats()
-        table = {t["name"]: t for t in stats["tables"]}.get(name)
-        if stats["open_streams"] == 0 and (table is None or table["pending_rows"] == 0):
-            return emu.read_table(name)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the emulator did not settle: {stats}")
-        time.sleep(0.02)
-
+    return emu.read_table(name, timeout=timeout)
 
 def rows_by_id(table: pa.Table) -> list:
     return sorted(table.to_pylist(), key=lambda row: row["id"])

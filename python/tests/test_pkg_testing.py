@@ -60,17 +60,8 @@ def rows(start: int, count: int, schema: pa.Schema = DECLARED_SCHEMA) -> pa.Reco
 
 
 def settled_table(server: LocalZerobus, name: str, timeout: float = 15.0) -> pa.Table:
-    """The table once every stream has ended and every row is committed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stats = server.stats()
-        table = {t["name"]: t for t in stats["tables"]}.get(name)
-        if stats["open_streams"] == 0 and table is not None and table["pending_rows"] == 0:
-            return server.read_table(name)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the server did not settle: {stats}")
-        time.sleep(0.02)
-
+    """The table once the server has no open stream and nothing left to commit."""
+    return server.read_table(name, timeout=timeout)
 
 def send(server: LocalZerobus, table: str, batch, **options):
     with ZerobusWrapper(server.config(table, **options)) as wrapper:
@@ -746,3 +737,23 @@ def test_failing_stop_at_the_end_of_a_block(fake_emulator, private_tmp):
     assert not isinstance(info.value.__context__, RuntimeError)
     assert not server.running
     assert list(private_tmp.iterdir()) == []
+
+
+def test_read_table_waits_for_the_server_to_settle_and_says_when_it_cannot():
+    """read_table first waits until no stream is open and nothing is left to commit; with a
+    wrapper still open it gives up after `timeout` with a TimeoutError that says what to do, and
+    settle=False reads what is committed now."""
+    from arrow_zerobus_sdk_wrapper import ZerobusWrapper
+
+    name = "main.default.settle"
+    with LocalZerobus() as server:
+        wrapper = ZerobusWrapper(server.config(name))
+        try:
+            assert wrapper.send_batch(pa.record_batch({"id": pa.array([1, 2, 3], pa.int64())})).success
+            with pytest.raises(TimeoutError, match="settle=False"):
+                server.read_table(name, timeout=0.3)
+            assert server.read_table(name, settle=False).num_rows == 3  # acked means committed
+        finally:
+            wrapper.shutdown()
+        server.wait_settled(name, timeout=10)
+        assert server.read_table(name).column("id").to_pylist() == [1, 2, 3]

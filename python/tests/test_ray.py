@@ -123,16 +123,7 @@ def ray_cluster(env_zerobus):
 
 def settled_table(emu: LocalZerobus, name: str, timeout: float = 20.0) -> pa.Table:
     """The table once the server has no open stream and nothing left to commit."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stats = emu.stats()
-        table = {t["name"]: t for t in stats["tables"]}.get(name)
-        if stats["open_streams"] == 0 and (table is None or table["pending_rows"] == 0):
-            return emu.read_table(name)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the emulator did not settle: {stats}")
-        time.sleep(0.02)
-
+    return emu.read_table(name, timeout=timeout)
 
 def check_summary(sink: ZerobusDatasink, rows: int) -> dict:
     """The summary is the sum of the tasks' accounting, and every row is accounted for."""
