@@ -253,8 +253,15 @@ struct OAuthTokenSource::Impl {
       int64_t expires_in = 3600;
       if (j.contains("expires_in")) {
         const auto& e = j["expires_in"];
-        if (e.is_number()) {
-          expires_in = e.get<int64_t>();
+        if (e.is_number_float()) {
+          // A float out of int64 range would be undefined behaviour to convert: bound it first
+          // (anything past the cap below is the same as the cap).
+          const double d = e.get<double>();
+          expires_in = d >= 1e12 ? int64_t{1'000'000'000'000} : d < 1 ? -1 : static_cast<int64_t>(d);
+        } else if (e.is_number()) {
+          expires_in = e.is_number_unsigned() && e.get<uint64_t>() > uint64_t{1'000'000'000'000}
+                           ? int64_t{1'000'000'000'000}
+                           : e.get<int64_t>();
         } else if (e.is_string()) {
           try {
             expires_in = std::stoll(e.get<std::string>());
@@ -266,6 +273,8 @@ struct OAuthTokenSource::Impl {
           return AuthenticationError("token endpoint " + token_url +
                                      " answered an invalid expires_in");
         }
+        // Lifetimes past ten years are taken as ten years: expiry times stay far from overflow.
+        expires_in = std::min<int64_t>(expires_in, int64_t{10} * 365 * 24 * 3600);
       }
       ++fetches;
       return Fetched{j["access_token"].get<std::string>(), std::chrono::seconds(expires_in)};

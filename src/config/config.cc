@@ -310,6 +310,31 @@ arrow::Status RequireNonNegative(int64_t value, const char* option) {
   return arrow::Status::OK();
 }
 
+// Durations are bounded (one year) so that `now + duration` and backoff arithmetic cannot
+// overflow, whatever a configuration file says.
+constexpr int64_t kMaxDurationMs = int64_t{365} * 24 * 3600 * 1000;
+
+arrow::Status RequireDurationMs(int64_t value, const char* option, bool allow_zero) {
+  ARROW_RETURN_NOT_OK(allow_zero ? RequireNonNegative(value, option)
+                                 : RequirePositive(value, option));
+  if (value > kMaxDurationMs) {
+    return ConfigurationError(std::string(option) + " is " + std::to_string(value) +
+                              " ms, above the limit of one year (" +
+                              std::to_string(kMaxDurationMs) + " ms)");
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status RequireDurationSecs(int64_t value, const char* option) {
+  ARROW_RETURN_NOT_OK(RequirePositive(value, option));
+  if (value > kMaxDurationMs / 1000) {
+    return ConfigurationError(std::string(option) + " is " + std::to_string(value) +
+                              " s, above the limit of one year (" +
+                              std::to_string(kMaxDurationMs / 1000) + " s)");
+  }
+  return arrow::Status::OK();
+}
+
 arrow::Status CheckHttpUrl(const std::string& url, const char* option) {
   const std::string lower = ToLower(url);
   if (lower.rfind("https://", 0) != 0 && lower.rfind("http://", 0) != 0) {
@@ -392,7 +417,7 @@ arrow::Status WrapperConfiguration::Validate() const {
   }
 
   // Debug files.
-  ARROW_RETURN_NOT_OK(RequirePositive(debug_flush_interval_secs, "debug_flush_interval_secs"));
+  ARROW_RETURN_NOT_OK(RequireDurationSecs(debug_flush_interval_secs, "debug_flush_interval_secs"));
   if (debug_max_file_size) {
     ARROW_RETURN_NOT_OK(RequirePositive(*debug_max_file_size, "debug_max_file_size"));
   }
@@ -406,8 +431,8 @@ arrow::Status WrapperConfiguration::Validate() const {
 
   // Retry.
   ARROW_RETURN_NOT_OK(RequirePositive(retry_max_attempts, "retry_max_attempts"));
-  ARROW_RETURN_NOT_OK(RequirePositive(retry_base_delay_ms, "retry_base_delay_ms"));
-  ARROW_RETURN_NOT_OK(RequirePositive(retry_max_delay_ms, "retry_max_delay_ms"));
+  ARROW_RETURN_NOT_OK(RequireDurationMs(retry_base_delay_ms, "retry_base_delay_ms", false));
+  ARROW_RETURN_NOT_OK(RequireDurationMs(retry_max_delay_ms, "retry_max_delay_ms", false));
   if (retry_max_delay_ms < retry_base_delay_ms) {
     return ConfigurationError("retry_max_delay_ms (" + std::to_string(retry_max_delay_ms) +
                               ") must be >= retry_base_delay_ms (" +
@@ -418,7 +443,7 @@ arrow::Status WrapperConfiguration::Validate() const {
   if (observability_config) {
     const auto& o = *observability_config;
     ARROW_RETURN_NOT_OK(
-        RequirePositive(o.write_interval_secs, "observability_config.write_interval_secs"));
+        RequireDurationSecs(o.write_interval_secs, "observability_config.write_interval_secs"));
     if (o.endpoint) ARROW_RETURN_NOT_OK(CheckHttpUrl(*o.endpoint, "observability_config.endpoint"));
     if (o.output_dir && o.output_dir->empty()) {
       return ConfigurationError("observability_config.output_dir is empty");
@@ -433,11 +458,11 @@ arrow::Status WrapperConfiguration::Validate() const {
   }
   ARROW_RETURN_NOT_OK(RequirePositive(max_inflight_requests, "max_inflight_requests"));
   ARROW_RETURN_NOT_OK(RequirePositive(max_inflight_bytes, "max_inflight_bytes"));
-  ARROW_RETURN_NOT_OK(RequirePositive(stream_open_timeout_ms, "stream_open_timeout_ms"));
-  ARROW_RETURN_NOT_OK(RequireNonNegative(recovery_backoff_ms, "recovery_backoff_ms"));
+  ARROW_RETURN_NOT_OK(RequireDurationMs(stream_open_timeout_ms, "stream_open_timeout_ms", false));
+  ARROW_RETURN_NOT_OK(RequireDurationMs(recovery_backoff_ms, "recovery_backoff_ms", true));
   ARROW_RETURN_NOT_OK(RequireNonNegative(recovery_retries, "recovery_retries"));
-  ARROW_RETURN_NOT_OK(RequirePositive(flush_timeout_ms, "flush_timeout_ms"));
-  ARROW_RETURN_NOT_OK(RequirePositive(ack_timeout_ms, "ack_timeout_ms"));
+  ARROW_RETURN_NOT_OK(RequireDurationMs(flush_timeout_ms, "flush_timeout_ms", false));
+  ARROW_RETURN_NOT_OK(RequireDurationMs(ack_timeout_ms, "ack_timeout_ms", false));
 
   if (application_name) {
     if (application_name->empty()) return ConfigurationError("application_name is empty");
@@ -494,10 +519,10 @@ arrow::Status WrapperConfiguration::Validate() const {
     return ConfigurationError(os.str());
   }
   ARROW_RETURN_NOT_OK(RequirePositive(failure_rate_min_rows, "failure_rate_min_rows"));
-  ARROW_RETURN_NOT_OK(RequireNonNegative(failure_cooldown_ms, "failure_cooldown_ms"));
-  ARROW_RETURN_NOT_OK(RequireNonNegative(cooldown_jitter_ms, "cooldown_jitter_ms"));
+  ARROW_RETURN_NOT_OK(RequireDurationMs(failure_cooldown_ms, "failure_cooldown_ms", true));
+  ARROW_RETURN_NOT_OK(RequireDurationMs(cooldown_jitter_ms, "cooldown_jitter_ms", true));
   ARROW_RETURN_NOT_OK(
-      RequireNonNegative(pipeline_blocked_cooldown_ms, "pipeline_blocked_cooldown_ms"));
+      RequireDurationMs(pipeline_blocked_cooldown_ms, "pipeline_blocked_cooldown_ms", true));
   return arrow::Status::OK();
 }
 

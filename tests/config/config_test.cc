@@ -259,6 +259,36 @@ TEST(ConfigValidate, RetryNumbers) {
   ExpectConfigError(c.Validate(), "retry_max_delay_ms (100) must be >= retry_base_delay_ms (500)");
 }
 
+// Durations past a year are refused, so that no `now + duration` or backoff can overflow.
+TEST(ConfigValidate, DurationsAreBoundedByAYear) {
+  constexpr int64_t kYearMs = int64_t{365} * 24 * 3600 * 1000;
+  const std::vector<std::pair<const char*, int64_t WrapperConfiguration::*>> options = {
+      {"retry_base_delay_ms", &WrapperConfiguration::retry_base_delay_ms},
+      {"stream_open_timeout_ms", &WrapperConfiguration::stream_open_timeout_ms},
+      {"recovery_backoff_ms", &WrapperConfiguration::recovery_backoff_ms},
+      {"flush_timeout_ms", &WrapperConfiguration::flush_timeout_ms},
+      {"ack_timeout_ms", &WrapperConfiguration::ack_timeout_ms},
+      {"failure_cooldown_ms", &WrapperConfiguration::failure_cooldown_ms},
+      {"cooldown_jitter_ms", &WrapperConfiguration::cooldown_jitter_ms},
+      {"pipeline_blocked_cooldown_ms", &WrapperConfiguration::pipeline_blocked_cooldown_ms},
+  };
+  for (const auto& [name, member] : options) {
+    auto c = Good();
+    c.retry_max_delay_ms = kYearMs;
+    c.*member = kYearMs;
+    EXPECT_TRUE(c.Validate().ok()) << name << ": " << c.Validate().ToString();
+    c.*member = INT64_MAX;
+    ExpectConfigError(c.Validate(), std::string(name) + " is " + std::to_string(INT64_MAX) +
+                                        " ms, above the limit of one year");
+  }
+  auto c = Good();
+  c.retry_max_delay_ms = kYearMs + 1;
+  ExpectConfigError(c.Validate(), "retry_max_delay_ms");
+  c = Good();
+  c.debug_flush_interval_secs = INT64_MAX;
+  ExpectConfigError(c.Validate(), "debug_flush_interval_secs");
+}
+
 TEST(ConfigValidate, DebugNumbers) {
   auto c = Good();
   c.debug_flush_interval_secs = 0;

@@ -174,6 +174,28 @@ TEST_F(AuthTest, MalformedTokenResponsesAreRefused) {
   }
 }
 
+// Lifetimes as floats, huge or fractional, are bounded before any time arithmetic: a float
+// beyond int64 would otherwise be undefined behaviour to convert.
+TEST_F(AuthTest, TokenLifetimesOfAnyNumericFormAreBounded) {
+  for (const char* body : {R"({"access_token":"t1","expires_in":1e300})",
+                           R"({"access_token":"t2","expires_in":18446744073709551615})",
+                           R"({"access_token":"t3","expires_in":3599.9})"}) {
+    ClearTokenCache();
+    ScriptedHttpServer server({{200, body}});
+    auto source = *OAuthTokenSource::Make(Options(server.url()));
+    auto token = source->GetToken();
+    ASSERT_TRUE(token.ok()) << body << ": " << token.status().ToString();
+    // Cached (not expired at once, no overflow into the past): a second call does not fetch.
+    ASSERT_TRUE(source->GetToken().ok());
+    EXPECT_EQ(source->fetch_count(), 1) << body;
+  }
+  ClearTokenCache();
+  ScriptedHttpServer tiny({{200, R"({"access_token":"t","expires_in":0.5})"}});
+  auto refused = (*OAuthTokenSource::Make(Options(tiny.url())))->GetToken();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("invalid expires_in"));
+}
+
 TEST_F(AuthTest, TokensAreCachedPerClientSecretAndTable) {
   TempDir dir;
   auto emu = StartEmulator(EmulatorTestOptions(dir.path()));
