@@ -482,6 +482,41 @@ arrow_zerobus::DescriptorProto Retarget(arrow_zerobus::DescriptorProto d, Fuzzed
   return d;
 }
 
+// Whether Arrow's scalar API yields a complete tree for this value (the reference walks it).
+// It does not always: GetScalar answers OK with a null pointer for some null slots (seen for a
+// null list<run_end_encoded<int16, struct<uuid, ...>>>, where MakeNullScalar gives up).
+bool ScalarTreeComplete(const std::shared_ptr<arrow::Scalar>& s) {
+  if (s == nullptr) return false;
+  switch (s->type->id()) {
+    case arrow::Type::LIST: case arrow::Type::LARGE_LIST: case arrow::Type::LIST_VIEW:
+    case arrow::Type::LARGE_LIST_VIEW: case arrow::Type::FIXED_SIZE_LIST: case arrow::Type::MAP: {
+      const auto& items = static_cast<const arrow::BaseListScalar&>(*s).value;
+      if (items == nullptr) return !s->is_valid;
+      for (int64_t j = 0; j < items->length(); ++j) {
+        auto item = items->GetScalar(j);
+        if (!item.ok() || !ScalarTreeComplete(*item)) return false;
+      }
+      return true;
+    }
+    case arrow::Type::STRUCT:
+      for (const auto& child : static_cast<const arrow::StructScalar&>(*s).value) {
+        if (!ScalarTreeComplete(child)) return false;
+      }
+      return true;
+    case arrow::Type::RUN_END_ENCODED:
+      return ScalarTreeComplete(static_cast<const arrow::RunEndEncodedScalar&>(*s).value);
+    case arrow::Type::DICTIONARY: {
+      if (!s->is_valid) return true;
+      auto value = static_cast<const arrow::DictionaryScalar&>(*s).GetEncodedValue();
+      return value.ok() && ScalarTreeComplete(*value);
+    }
+    case arrow::Type::EXTENSION:
+      return !s->is_valid || ScalarTreeComplete(static_cast<const arrow::ExtensionScalar&>(*s).value);
+    default:
+      return true;
+  }
+}
+
 // Reads a varint at `p` (bounded by `end`); returns bytes used, 0 when malformed.
 int ReadVarint(const uint8_t* p, const uint8_t* end, uint64_t* out) {
   uint64_t v = 0;
@@ -579,8 +614,16 @@ void CheckEncoded(const RecordBatchEncoder& encoder, const arrow::RecordBatch& b
   for (int64_t row = 0; row < rows; ++row) {
     std::vector<std::shared_ptr<arrow::Scalar>> values;
     for (int c = 0; c < batch.num_columns(); ++c) values.push_back(batch.column(c)->GetScalar(row).ValueOrDie());
+    bool complete = true;
+    for (const auto& v : values) complete = complete && ScalarTreeComplete(v);
+    const bool is_failed = failed < out.failed_rows.size() && out.failed_rows[failed].row == row;
+    if (!complete) {  // no reference for this row (see ScalarTreeComplete)
+      if (is_failed) ++failed;
+      else ++record;
+      continue;
+    }
     arrow_zerobus::testing::RowReference ref;
-    if (failed < out.failed_rows.size() && out.failed_rows[failed].row == row) {
+    if (is_failed) {
       ref.Message(values, names, *proto->descriptor(), nullptr, "");
       // A row too large for a (small) request limit fails whatever its values.
       const bool too_large = max_request_bytes < arrow_zerobus::kDefaultMaxRequestBytes &&
