@@ -40,7 +40,8 @@ configure() {  # dir sanitizers build-type flags
 # The executables linked under tests/<subdirs...> (what the build.ninja says, so new test
 # programs are picked up without a list here).
 test_programs() {  # dir subdir-regex
-  ninja -C "$1" -t targets all | sed -n "s#^\(tests/$2/[^:]*\): CXX_EXECUTABLE_LINKER.*#\1#p" | sort -u
+  ninja -C "$1" -t targets all | sed -n "s#^\(tests/$2/[^:]*\): CXX_EXECUTABLE_LINKER.*#\1#p" \
+    | grep -v '\.cmake$' | sort -u
 }
 
 build() {  # dir programs...
@@ -86,9 +87,8 @@ if [[ " $PARTS " == *" tsan "* ]]; then
   base="second_deadlock_stack=1:history_size=4:suppressions=$ROOT/tests/tsan.supp${SYMBOLIZER:+:external_symbolizer_path=$SYMBOLIZER}"
   status=0
 
-  # Tier 1, strict: the tests whose threads meet only this project's code, Arrow and libcurl
-  # (OAuth token source and its refresh, framing, wrapper configuration and the writer-disabled
-  # send path, retry policy, JSON rows). The first report fails the test.
+  # Tier 1, strict: the tests that open no gRPC stream (TSAN_STRICT_TESTS; one starts and stops
+  # the emulator for its token endpoint). The first report fails the test.
   echo "sanitize: ThreadSanitizer, strict tier: $TSAN_STRICT_TESTS"
   for d in transport wrapper; do
     TSAN_OPTIONS="halt_on_error=1:$base" \

@@ -483,8 +483,9 @@ arrow_zerobus::DescriptorProto Retarget(arrow_zerobus::DescriptorProto d, Fuzzed
 }
 
 // Whether Arrow's scalar API yields a complete tree for this value (the reference walks it).
-// It does not always: GetScalar answers OK with a null pointer for some null slots (seen for a
-// null list<run_end_encoded<int16, struct<uuid, ...>>>, where MakeNullScalar gives up).
+// It does not always (Arrow 26): GetScalar answers OK with a null pointer for a null slot of
+// list<run_end_encoded<int16, struct<f0: uuid>>>, because MakeNullScalar gives up there (no
+// builder for the uuid extension type) and returns nullptr. Such rows skip the reference.
 bool ScalarTreeComplete(const std::shared_ptr<arrow::Scalar>& s) {
   if (s == nullptr) return false;
   switch (s->type->id()) {
