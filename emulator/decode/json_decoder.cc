@@ -26,6 +26,10 @@ arrow::Status ValueError(const std::string& path, const std::string& what) {
 }
 
 std::string Abbrev(const json& v) {
+  // Containers are described, not dumped: dump() recurses per nesting level, and a record
+  // nested 100k deep would overflow the stack.
+  if (v.is_array()) return "an array of " + std::to_string(v.size()) + " elements";
+  if (v.is_object()) return "an object of " + std::to_string(v.size()) + " keys";
   std::string s = v.dump();
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   return s;
