@@ -25,11 +25,26 @@ arrow::Status ValueError(const std::string& path, const std::string& what) {
   return arrow::Status::Invalid("column '", path, "': ", what);
 }
 
+// True when no path in `v` nests `limit` containers deep (an explicit stack: no recursion).
+bool NestsLessThan(const json& v, int limit) {
+  std::vector<std::pair<const json*, int>> todo{{&v, 0}};
+  while (!todo.empty()) {
+    auto [node, depth] = todo.back();
+    todo.pop_back();
+    if (!node->is_structured()) continue;
+    if (depth + 1 >= limit) return false;
+    for (const auto& child : *node) todo.emplace_back(&child, depth + 1);
+  }
+  return true;
+}
+
 std::string Abbrev(const json& v) {
-  // Containers are described, not dumped: dump() recurses per nesting level, and a record
-  // nested 100k deep would overflow the stack.
-  if (v.is_array()) return "an array of " + std::to_string(v.size()) + " elements";
-  if (v.is_object()) return "an object of " + std::to_string(v.size()) + " keys";
+  // dump() recurses per nesting level: a record nested 100k deep would overflow the stack, so
+  // deep containers are described instead of dumped.
+  if (!NestsLessThan(v, 64)) {
+    return v.is_array() ? "an array nested 64 or more levels deep"
+                        : "an object nested 64 or more levels deep";
+  }
   std::string s = v.dump();
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   return s;
