@@ -508,5 +508,17 @@ TEST(JsonDecoder, ErrorsNameRecordAndColumn) {
   ASSERT_OK(batch->ValidateFull());
 }
 
+// A record nested 100k levels deep (200 KB, under the request limit) is refused with a message
+// that describes it; building that message once recursed per level and overflowed the stack.
+TEST(JsonDecoder, DeeplyNestedRecordIsRefusedWithoutRecursion) {
+  auto table = arrow::schema({arrow::field("id", arrow::int64())});
+  ASSERT_OK_AND_ASSIGN(auto decoder, RecordDecoder::MakeJson(table));
+  const size_t n = 100'000;
+  std::vector<std::string> records = {std::string(n, '[') + std::string(n, ']')};
+  auto result = decoder->Decode(Views(records));
+  ASSERT_FALSE(result.ok());
+  EXPECT_THAT(result.status().message(), HasSubstr("an array nested 64 or more levels deep"));
+}
+
 }  // namespace
 }  // namespace arrow_zerobus::emulator
