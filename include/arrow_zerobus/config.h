@@ -49,6 +49,12 @@ std::ostream& operator<<(std::ostream& os, const SecretString& secret);
 
 // The protocol's RecordType: how rows travel on the wire.
 enum class RecordFormat : int8_t { kProto, kJson };
+// How rows travel to Zerobus: the EphemeralStream RPC (rows as protobuf messages or JSON
+// objects), or Arrow Flight DoPut (Arrow IPC record batches, no row encoding).
+// (The transport option; record_type is its older spelling for the first two.)
+enum class Transport : int8_t { kProtobuf, kJson, kArrowFlight };
+// Arrow IPC body compression of the record batches sent over Arrow Flight.
+enum class IpcCompression : int8_t { kNone, kLz4Frame, kZstd };
 // Where the protobuf descriptor of the rows comes from.
 enum class DescriptorSource : int8_t {
   kArrowSchema,   // generated from the batch's Arrow schema (type-mapping.md)
@@ -158,6 +164,10 @@ struct WrapperConfiguration {
   // PEM bundle of trusted roots for TLS; none = the system's.
   std::optional<std::string> ca_file;
   RecordFormat record_type = RecordFormat::kProto;
+  // Wins over record_type when set (see Transport); kJson and record_type kJson agree.
+  Transport transport = Transport::kProtobuf;
+  // Arrow Flight only.
+  IpcCompression ipc_compression = IpcCompression::kNone;
   DescriptorSource descriptor_source = DescriptorSource::kArrowSchema;
   // Required when descriptor_source is kGiven.
   std::optional<google::protobuf::DescriptorProto> descriptor;

@@ -30,6 +30,7 @@
 #include <arrow/util/future.h>
 
 #include "arrow_zerobus/auth.h"
+#include "arrow_zerobus/config.h"
 #include "arrow_zerobus/encode.h"
 #include "arrow_zerobus/schema.h"
 
@@ -38,6 +39,7 @@ namespace arrow_zerobus {
 enum class RecordType : int8_t {
   kProto = 1,  // rows are serialized messages of the stream's descriptor
   kJson = 2,   // rows are JSON objects (text)
+  kArrow = 3,  // Arrow Flight DoPut: Arrow IPC record batches (not a protocol RecordType)
 };
 
 // What Ingest* does when the in-flight limits are reached.
@@ -53,8 +55,15 @@ struct StreamOptions {
   // catalog.schema.table
   std::string table_name;
   RecordType record_type = RecordType::kProto;
-  // The rows' message type (required for kProto, unused for kJson).
+  // The rows' message type (required for kProto, unused for kJson and kArrow).
   std::optional<DescriptorProto> descriptor;
+  // kArrow: the schema sent when each DoPut opens; every ingested batch must have exactly it.
+  std::shared_ptr<arrow::Schema> arrow_schema;
+  // kArrow: IPC body compression of the record batches.
+  IpcCompression ipc_compression = IpcCompression::kNone;
+  // kArrow: target size of one FlightData message; a batch is split into pieces of
+  // ceil(size / this) even row counts (the vendor clients' rule).
+  int64_t flight_piece_bytes = 2 * 1024 * 1024;
   // Opening metadata (OAuth: MakeOAuthHeadersProvider). Required.
   std::shared_ptr<HeadersProvider> headers_provider;
 
@@ -180,6 +189,16 @@ class ZerobusStream {
   arrow::Result<arrow::Future<IngestAck>> IngestRecord(std::shared_ptr<arrow::Buffer> owner,
                                                        std::string_view record);
   arrow::Result<arrow::Future<IngestAck>> IngestRecord(std::string record);
+
+  // kArrow only: `batch` (schema equal to StreamOptions::arrow_schema) split into IPC pieces of
+  // about flight_piece_bytes, one request per piece, in order. Same admission rules as
+  // IngestEncodedBatch: one future per piece, a piece that cannot be admitted gets a finished
+  // error future and so does every piece after it. `range` is the piece's rows in `batch`.
+  struct ArrowPiece {
+    RecordRange range;
+    arrow::Future<IngestAck> ack;
+  };
+  std::vector<ArrowPiece> IngestArrowBatch(std::shared_ptr<arrow::RecordBatch> batch);
 
   // Waits until every request admitted before the call is acked (and its future finished).
   // Transmission error (retryable) on timeout; the stream's final error if it failed.
