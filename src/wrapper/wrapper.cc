@@ -484,7 +484,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     entry.schema = schema;
     entry.encoder = std::shared_ptr<RecordBatchEncoder>(std::move(encoder));
     if (!config.zerobus_writer_disabled) {
-      if (config.record_type == RecordFormat::kJson) {
+      if (config.effective_transport() == Transport::kJson) {
         ARROW_ASSIGN_OR_RAISE(entry.json,
                               internal::JsonRowsConverter::Make(entry.encoder->descriptor()));
       }
@@ -515,8 +515,8 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     o.endpoint = config.endpoint;
     o.table_name = config.table_name;
     // JSON streams carry no descriptor: the table must exist (Zerobus checks the rows against it).
-    o.record_type =
-        config.record_type == RecordFormat::kJson ? RecordType::kJson : RecordType::kProto;
+    o.record_type = config.effective_transport() == Transport::kJson ? RecordType::kJson
+                                                                      : RecordType::kProto;
     o.descriptor = descriptor;
     o.headers_provider = headers;
     o.application_name = config.application_name.value_or("");
