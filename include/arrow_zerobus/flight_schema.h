@@ -41,8 +41,9 @@ arrow::Result<FlightTarget> FlightTargetForTableSchema(
     std::shared_ptr<arrow::Schema> table_schema);
 // From Delta columns (name, type text, nullable) in position order.
 arrow::Result<FlightTarget> FlightTargetForDeltaColumns(const std::vector<DeltaColumn>& columns);
-// The table a batch of `input` lands in (DeltaColumnsFromArrowSchema, type-mapping.md): what
-// to declare when no table schema is at hand.
+// The table a batch of `input` lands in (DeltaTypeText per column, type-mapping.md: uint32
+// bigint, dictionary<utf8> string, ...): what to declare when no table schema is at hand.
+// Unlike DeltaColumnsFromArrowSchema it has no protobuf limits (nested lists, column names).
 arrow::Result<FlightTarget> FlightTargetForArrowSchema(const arrow::Schema& input);
 
 // One input row left out of a cast.

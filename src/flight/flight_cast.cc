@@ -94,14 +94,22 @@ std::string QuoteValue(std::string_view v) {
   return "'" + std::string(v.substr(0, kMax)) + (v.size() > kMax ? "...'" : "'");
 }
 
+void ToDigits(const arrow::Decimal256& v, encode_internal::DecimalDigits* digits) {
+  const auto words = v.little_endian_array();
+  encode_internal::DecimalToDigits(words.data(), 4, digits);
+}
+
+// Any scale (an input decimal's scale may be negative and large).
 std::string DecimalText(const arrow::Decimal256& v, int32_t scale) {
   encode_internal::DecimalDigits digits;
-  const auto words = v.little_endian_array();
-  encode_internal::DecimalToDigits(words.data(), 4, &digits);
+  ToDigits(v, &digits);
   std::string out(static_cast<size_t>(encode_internal::DecimalTextSize(digits, scale)), '\0');
   encode_internal::WriteDecimalText(digits, scale, reinterpret_cast<uint8_t*>(out.data()));
   return out;
 }
+
+// A Delta scale (0..38) fits a sign, 39 digits, a point and "0." with room to spare.
+constexpr size_t kColumnDecimalTextMax = 96;
 
 // `v` (unscaled, at scale `from`) as an unscaled value at scale `to`, or nullopt when that is
 // not exact or needs more than `precision` digits.
@@ -555,7 +563,11 @@ arrow::Result<ArrayDataPtr> Caster::Decimal(const ArrayDataPtr& in, const arrow:
            (arrow::is_integer(id) ? "value " : "decimal ") + shown + " does not fit " + name);
       return out.AppendNull();
     }
-    return out.Append(DecimalText(*fit, scale));
+    encode_internal::DecimalDigits digits;
+    ToDigits(*fit, &digits);
+    uint8_t text[kColumnDecimalTextMax];
+    const uint8_t* end = encode_internal::WriteDecimalText(digits, scale, text);
+    return out.Append(text, static_cast<int64_t>(end - text));
   };
   for (int64_t i = 0; i < in->length; ++i) {
     if (!array->IsValid(i)) {

@@ -22,8 +22,15 @@ arrow::Result<std::shared_ptr<arrow::DataType>> FlightTypeForTableType(
       return table_type;
     // The service takes decimals as text: it does not accept Decimal128 yet (fact sheet).
     case arrow::Type::STRING:
-    case arrow::Type::DECIMAL128:
       return arrow::large_utf8();
+    case arrow::Type::DECIMAL128: {
+      const auto& dec = static_cast<const arrow::Decimal128Type&>(*table_type);
+      if (dec.scale() < 0 || dec.scale() > dec.precision() || dec.precision() > 38) {
+        return ConversionError("column '" + path + "': " + table_type->ToString() +
+                               " is not a Delta DECIMAL(p,s) (0 <= s <= p <= 38)");
+      }
+      return arrow::large_utf8();
+    }
     case arrow::Type::BINARY:
       return arrow::large_binary();
     case arrow::Type::TIMESTAMP: {
@@ -98,7 +105,14 @@ arrow::Result<FlightTarget> FlightTargetForDeltaColumns(const std::vector<DeltaC
 }
 
 arrow::Result<FlightTarget> FlightTargetForArrowSchema(const arrow::Schema& input) {
-  ARROW_ASSIGN_OR_RAISE(const auto columns, DeltaColumnsFromArrowSchema(input));
+  // The Delta type of each column (DeltaTypeText, type-mapping.md), without the descriptor's
+  // limits that DeltaColumnsFromArrowSchema adds: Flight carries nested lists and any name.
+  std::vector<DeltaColumn> columns;
+  columns.reserve(input.fields().size());
+  for (const auto& f : input.fields()) {
+    ARROW_ASSIGN_OR_RAISE(auto text, DeltaTypeText(f->type(), f->name()));
+    columns.push_back({f->name(), std::move(text), f->nullable()});
+  }
   return FlightTargetForDeltaColumns(columns);
 }
 

@@ -250,6 +250,10 @@ TEST(FlightCast, StringVariants) {
     const auto v = CastOne(type, R"(["{\"a\": 1}"])", "variant");
     ExpectColumn(v, arrow::large_utf8(), R"(["{\"a\": 1}"])");
   }
+  // utf8 -> large_utf8 widens the offsets only: the characters are not copied.
+  auto utf8 = A(arrow::utf8(), R"(["abc", null, "de"])");
+  auto r8 = MustCast(*Batch({arrow::field("c", arrow::utf8())}, {utf8}), Target({{"c", "string"}}));
+  EXPECT_EQ(r8.batch->column(0)->data()->buffers[2]->data(), utf8->data()->buffers[2]->data());
   auto json_ext = arrow::extension::json(arrow::utf8());
   auto storage = A(arrow::utf8(), R"(["[1,2]", null])");
   auto ext = arrow::ExtensionType::WrapArray(json_ext, storage);
@@ -609,6 +613,69 @@ TEST(FlightCast, TargetFromTheBatchItselfCastsEveryMappedType) {
   EXPECT_TRUE(r.batch->column(7)->Equals(*A(arrow::large_utf8(), R"(["12345.67"])")));
   EXPECT_TRUE(r.batch->column(8)->Equals(
       *A(arrow::list(arrow::field("item", arrow::int32())), "[[1]]")));
+}
+
+TEST(FlightCast, SlicedBatchesNullsAndEmptyBatches) {
+  // A slice at a bit offset that is not a multiple of 8: validity is re-based, indices are the
+  // slice's own.
+  const auto in = A(arrow::int32(), "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 200, null, -1, 300]");
+  auto batch = Batch({arrow::field("c", arrow::int32())}, {in})->Slice(9);
+  auto r = MustCast(*batch, Target({{"c", "tinyint", true}}));
+  ExpectColumn(r, arrow::int8(), "[9, null, -1]");
+  ASSERT_EQ(r.failures.size(), 2u);
+  ExpectFailure(r, 0, 1, "c", "value 200 overflows TINYINT");
+  ExpectFailure(r, 1, 4, "c", "value 300 overflows TINYINT");
+  EXPECT_EQ(r.kept_rows, (std::vector<int64_t>{0, 2, 3}));
+
+  const auto dates = A(arrow::date64(), "[0, 0, 0, null, 172800000]");
+  batch = Batch({arrow::field("d", arrow::date64())}, {dates})->Slice(3);
+  r = MustCast(*batch, Target({{"d", "date", true}}));
+  ExpectColumn(r, arrow::date32(), "[null, 2]");
+
+  batch = Batch({arrow::field("c", arrow::int64())}, {A(arrow::int64(), "[]")});
+  r = MustCast(*batch, Target({{"c", "int", false}, {"d", "string", true}}));
+  EXPECT_EQ(r.batch->num_rows(), 0);
+  EXPECT_TRUE(r.failures.empty());
+}
+
+TEST(FlightCast, NestedListsAndDecimalsInStructs) {
+  const auto nested = arrow::list(arrow::list(arrow::int16()));
+  auto target = FlightTargetForArrowSchema(arrow::Schema({arrow::field("m", nested)}));
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  const auto item = [](std::shared_ptr<arrow::DataType> t) {
+    return arrow::list(arrow::field("item", std::move(t)));
+  };
+  EXPECT_TRUE(target->flight_schema->field(0)->type()->Equals(*item(item(arrow::int16()))));
+  // Into a table of tinyint: the inner failure names the outer row.
+  auto batch = Batch({arrow::field("m", nested)},
+                     {A(nested, "[[[1], [2, 3]], [[4], null, [5, 300]], null, [[]]]")});
+  auto r = MustCast(*batch, Target({{"m", "array<array<tinyint>>", true}}));
+  ExpectColumn(r, item(item(arrow::int8())), "[[[1], [2, 3]], null, [[]]]");
+  ASSERT_EQ(r.failures.size(), 1u);
+  ExpectFailure(r, 0, 1, "m.item.item", "value 300 overflows TINYINT");
+
+  const auto s = arrow::struct_({arrow::field("price", arrow::decimal128(6, 3)),
+                                 arrow::field("qty", arrow::int64())});
+  batch = Batch({arrow::field("o", s)},
+                {A(s, R"([{"price": "1.250", "qty": 1}, {"price": "1.255", "qty": 2}])")});
+  r = MustCast(*batch, Target({{"o", "struct<price:decimal(5,2),qty:bigint>", true}}));
+  ExpectColumn(r, arrow::struct_({arrow::field("price", arrow::large_utf8()),
+                                  arrow::field("qty", arrow::int64())}),
+               R"([{"price": "1.25", "qty": 1}])");
+  ExpectFailure(r, 0, 1, "o.price", "decimal 1.255 does not fit DECIMAL(5,2)");
+}
+
+TEST(FlightSchema, ColumnNamesAndNestedListsThatProtobufRefuses) {
+  auto target = FlightTargetForArrowSchema(arrow::Schema(
+      {arrow::field("reading at", arrow::list(arrow::list(arrow::float64())), false)}));
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  EXPECT_EQ(target->flight_schema->field(0)->name(), "reading at");
+  EXPECT_FALSE(target->flight_schema->field(0)->nullable());
+  auto bad_scale = FlightTargetForTableSchema(
+      arrow::schema({arrow::field("amount", arrow::decimal128(10, -2))}));
+  ASSERT_FALSE(bad_scale.ok());
+  EXPECT_THAT(bad_scale.status().message(),
+              HasSubstr("column 'amount': decimal128(10, -2) is not a Delta DECIMAL(p,s)"));
 }
 
 }  // namespace
