@@ -29,6 +29,7 @@
 #include "arrow_zerobus/auth.h"
 #include "arrow_zerobus/encode.h"
 #include "arrow_zerobus/errors.h"
+#include "arrow_zerobus/flight_schema.h"
 #include "arrow_zerobus/log.h"
 #include "wrapper/json_rows_internal.h"
 #include "wrapper/wrapper_internal.h"
@@ -132,8 +133,8 @@ struct EncoderEntry {
   std::shared_ptr<StreamPool> pool;  // null when the writer is disabled
   // record_type json: transcodes the encoded rows (null for proto).
   std::shared_ptr<const internal::JsonRowsConverter> json;
-  // transport kArrowFlight (no encoder): the schema the rows are cast to and sent with.
-  std::shared_ptr<arrow::Schema> flight_schema;
+  // transport kArrowFlight (no encoder): the table the rows are cast for and its Flight schema.
+  std::shared_ptr<const FlightTarget> flight;
 };
 
 // Runs tasks at a given time on Arrow's I/O executor (a retry may block opening a stream, and must
@@ -201,28 +202,6 @@ class RetryTimer {
   std::thread thread_;
 };
 
-// Arrow Flight: the schema rows are sent with, and the batch cast to it. Until the Flight schema
-// module lands, a batch goes as it is: its types must already be those the server expects.
-arrow::Result<std::shared_ptr<arrow::Schema>> FlightTargetSchema(
-    const std::shared_ptr<arrow::Schema>& schema) {
-  return schema;
-}
-
-struct FlightRows {
-  std::shared_ptr<arrow::RecordBatch> rows;  // the rows that could be cast
-  std::vector<int64_t> source_rows;          // source row of each
-  std::vector<RowError> failed_rows;         // the others, sorted by row
-};
-
-arrow::Result<FlightRows> CastForFlight(const arrow::RecordBatch& batch,
-                                        const std::shared_ptr<arrow::Schema>& target) {
-  FlightRows out;
-  out.rows = arrow::RecordBatch::Make(target, batch.num_rows(), batch.column_data());
-  out.source_rows.resize(static_cast<size_t>(batch.num_rows()));
-  for (int64_t i = 0; i < batch.num_rows(); ++i) out.source_rows[static_cast<size_t>(i)] = i;
-  return out;
-}
-
 // A run of encoded records that travels as one request, and how often it went on the wire.
 struct Chunk {
   RecordRange range;
@@ -264,6 +243,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
   // Unity Catalog descriptor, fetched once (its own lock: the fetch is network I/O).
   std::mutex uc_mu;
   std::optional<DescriptorProto> uc_descriptor;
+  std::shared_ptr<const FlightTarget> uc_flight_target;  // Arrow Flight with kUnityCatalog
 
   // ---- counters (guarded by stats_mu) ----------------------------------------------------------
   mutable std::mutex stats_mu;
@@ -413,18 +393,38 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
 
   // ---- encoders and pools ----------------------------------------------------------------------
 
-  arrow::Result<DescriptorProto> UnityCatalogDescriptor() {
-    std::lock_guard<std::mutex> lk(uc_mu);
-    if (uc_descriptor) return *uc_descriptor;
+  UnityCatalogOptions UnityCatalogRequest() const {
     UnityCatalogOptions o = UnityCatalogOptions::Defaults();
     o.unity_catalog_url = config.unity_catalog_url.value_or("");
     o.table_name = config.table_name;
     o.headers_provider = headers;
     o.timeout = milliseconds(config.stream_open_timeout_ms);
     o.ca_file = config.ca_file.value_or("");
-    ARROW_ASSIGN_OR_RAISE(DescriptorProto d, FetchUnityCatalogDescriptor(o));
+    return o;
+  }
+
+  arrow::Result<DescriptorProto> UnityCatalogDescriptor() {
+    std::lock_guard<std::mutex> lk(uc_mu);
+    if (uc_descriptor) return *uc_descriptor;
+    ARROW_ASSIGN_OR_RAISE(DescriptorProto d, FetchUnityCatalogDescriptor(UnityCatalogRequest()));
     uc_descriptor = d;
     return d;
+  }
+
+  // Arrow Flight: the table batches of `schema` land in: Unity Catalog's (fetched once), or the
+  // one the batch's schema maps to.
+  arrow::Result<std::shared_ptr<const FlightTarget>> FlightTargetFor(const arrow::Schema& schema) {
+    if (config.descriptor_source != DescriptorSource::kUnityCatalog) {
+      ARROW_ASSIGN_OR_RAISE(auto target, FlightTargetForArrowSchema(schema));
+      return std::make_shared<const FlightTarget>(std::move(target));
+    }
+    std::lock_guard<std::mutex> lk(uc_mu);
+    if (uc_flight_target) return uc_flight_target;
+    ARROW_ASSIGN_OR_RAISE(auto table_schema,
+                          internal::FetchUnityCatalogTableSchema(UnityCatalogRequest()));
+    ARROW_ASSIGN_OR_RAISE(auto target, FlightTargetForTableSchema(std::move(table_schema)));
+    uc_flight_target = std::make_shared<const FlightTarget>(std::move(target));
+    return uc_flight_target;
   }
 
   // The pool for `descriptor`, with a lease taken (so it is not evicted while the caller
@@ -512,9 +512,9 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     }
     // Plan outside the lock: binding a wide schema takes a while.
     std::unique_ptr<RecordBatchEncoder> encoder;
-    std::shared_ptr<arrow::Schema> flight_schema;
-    if (config.transport == Transport::kArrowFlight) {
-      ARROW_ASSIGN_OR_RAISE(flight_schema, FlightTargetSchema(schema));
+    std::shared_ptr<const FlightTarget> flight;
+    if (config.effective_transport() == Transport::kArrowFlight) {
+      ARROW_ASSIGN_OR_RAISE(flight, FlightTargetFor(*schema));
     } else switch (config.descriptor_source) {
       case DescriptorSource::kArrowSchema: {
         ARROW_ASSIGN_OR_RAISE(encoder, RecordBatchEncoder::Make(schema));
@@ -533,11 +533,11 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     EncoderEntry entry;
     entry.schema = schema;
     entry.encoder = std::shared_ptr<RecordBatchEncoder>(std::move(encoder));
-    entry.flight_schema = flight_schema;
-    if (!config.zerobus_writer_disabled && flight_schema) {
-      entry.pool = LeasePool(DescriptorProto(), flight_schema);
+    entry.flight = flight;
+    if (!config.zerobus_writer_disabled && flight) {
+      entry.pool = LeasePool(DescriptorProto(), flight->flight_schema);
     } else if (!config.zerobus_writer_disabled) {
-      if (config.record_type == RecordFormat::kJson) {
+      if (config.effective_transport() == Transport::kJson) {
         ARROW_ASSIGN_OR_RAISE(entry.json,
                               internal::JsonRowsConverter::Make(entry.encoder->descriptor()));
       }
@@ -568,8 +568,8 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     o.endpoint = config.endpoint;
     o.table_name = config.table_name;
     // JSON streams carry no descriptor: the table must exist (Zerobus checks the rows against it).
-    o.record_type =
-        config.record_type == RecordFormat::kJson ? RecordType::kJson : RecordType::kProto;
+    o.record_type = config.effective_transport() == Transport::kJson ? RecordType::kJson
+                                                                      : RecordType::kProto;
     o.descriptor = descriptor;
     o.headers_provider = headers;
     o.application_name = config.application_name.value_or("");
@@ -775,7 +775,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     }
     s.entry = std::move(*entry);
     s.leased = s.entry.pool != nullptr;  // given back in Complete
-    if (s.entry.flight_schema) return PrepareFlight(batch, s);
+    if (s.entry.flight) return PrepareFlight(batch, s);
     auto encoded_result = s.entry.encoder->Encode(batch);
     if (!encoded_result.ok()) {
       out.result = TransmissionResult::WholeBatchFailure(n, encoded_result.status());
@@ -845,14 +845,24 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
   bool PrepareFlight(const arrow::RecordBatch& batch, SendState& s) {
     SendOutcome& out = s.out;
     const int64_t n = s.n;
-    auto cast = CastForFlight(batch, s.entry.flight_schema);
+    auto cast = CastForFlight(batch, *s.entry.flight);
     if (!cast.ok()) {
       out.result = TransmissionResult::WholeBatchFailure(n, cast.status());
+      if (GetErrorKind(cast.status()) != ErrorKind::kConversion) out.transmission_failed = n;
       return false;
     }
-    s.flight_rows = std::move(cast->rows);
-    s.encoded.source_rows = std::move(cast->source_rows);
-    s.encoded.failed_rows = std::move(cast->failed_rows);
+    s.flight_rows = std::move(cast->batch);
+    if (cast->kept_rows.empty()) {
+      s.encoded.source_rows.resize(static_cast<size_t>(s.flight_rows->num_rows()));
+      for (size_t i = 0; i < s.encoded.source_rows.size(); ++i) {
+        s.encoded.source_rows[i] = static_cast<int64_t>(i);
+      }
+    } else {
+      s.encoded.source_rows = std::move(cast->kept_rows);
+    }
+    for (auto& f : cast->failures) {
+      s.encoded.failed_rows.push_back({f.row, "column '" + f.column + "': " + f.reason});
+    }
     s.wire = &s.encoded;
     s.failed = ConversionFailures(s.encoded);
     const int64_t rows = s.encoded.num_records();
