@@ -165,3 +165,60 @@ TEST(WrapperFlight, AnOverClaimingServerLeavesTheRowsInDoubt) {
 
 }  // namespace
 }  // namespace arrow_zerobus::testing
+
+namespace arrow_zerobus::testing {
+namespace {
+
+// The table's schema from Unity Catalog (the emulator's), rows cast to its Flight types: values
+// that do not fit fail their row, the others are sent over the scripted DoPut server.
+TEST(WrapperFlight, RowsThatDoNotFitTheUnityCatalogTableAreReportedAndTheRestSent) {
+  TempDir dir;
+  auto table_schema = arrow::schema({arrow::field("id", arrow::int64(), false),
+                                     arrow::field("level", arrow::int8()),
+                                     arrow::field("price", arrow::decimal128(5, 2))});
+  auto emu = StartEmulator(dir.path(), {{"main.default.uc", table_schema}});
+  ScriptedFlightServer server(Mode::kNormal);
+  auto c = FlightConfig(server);
+  c.table_name = "main.default.uc";
+  c.descriptor_source = DescriptorSource::kUnityCatalog;
+  c.unity_catalog_url = emu->http_endpoint();
+  c.client_id = kClientId;
+  c.client_secret = SecretString(kClientSecret);
+  auto w = ZerobusWrapper::Make(c);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  auto input = arrow::schema({arrow::field("id", arrow::int64(), false),
+                              arrow::field("level", arrow::int64()),
+                              arrow::field("price", arrow::utf8())});
+  auto batch = arrow::RecordBatch::Make(
+      input, 4,
+      {ArrayFromJson(arrow::int64(), "[10, 11, 12, 13]"),
+       ArrayFromJson(arrow::int64(), "[1, 300, 3, null]"),
+       ArrayFromJson(arrow::utf8(), R"(["1.50", "2.00", "abc", "7.25"])")});
+  auto r = w->SendBatch(*batch).ValueOrDie();
+  ExpectAccounted(r, 4);
+  EXPECT_EQ(r.successful_rows, (std::vector<int64_t>{0, 3}));
+  ASSERT_EQ(r.failed_rows.size(), 2u);
+  EXPECT_EQ(r.failed_rows[0].row_index, 1);
+  EXPECT_THAT(r.failed_rows[0].message, HasSubstr("level"));
+  EXPECT_THAT(r.failed_rows[0].message, HasSubstr("300"));
+  EXPECT_EQ(r.failed_rows[1].row_index, 2);
+  EXPECT_THAT(r.failed_rows[1].message, HasSubstr("price"));
+  EXPECT_TRUE(r.in_doubt_rows.empty());
+  ASSERT_TRUE(w->Shutdown().ok());
+
+  auto calls = server.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  auto expected_schema = arrow::schema({arrow::field("id", arrow::int64(), false),
+                                        arrow::field("level", arrow::int8()),
+                                        arrow::field("price", arrow::large_utf8())});
+  EXPECT_TRUE(calls[0].schema->Equals(*expected_schema)) << calls[0].schema->ToString();
+  ASSERT_EQ(calls[0].pieces.size(), 1u);
+  auto sent = calls[0].pieces[0].rows;
+  ASSERT_NE(sent, nullptr);
+  EXPECT_EQ(sent->num_rows(), 2);
+  EXPECT_TRUE(sent->column(1)->Equals(*ArrayFromJson(arrow::int8(), "[1, null]")));
+  EXPECT_TRUE(sent->column(2)->Equals(*ArrayFromJson(arrow::large_utf8(), R"(["1.50", "7.25"])")));
+}
+
+}  // namespace
+}  // namespace arrow_zerobus::testing
