@@ -855,3 +855,35 @@ def test_transport_conflict_between_yaml_and_flag_names_both_options(tmp_path):
                    "--local-dir", tmp_path / "local")
     assert proc.returncode == 1, text(proc)
     assert "transport 'arrow_flight' conflicts with record_type 'json'" in text(proc), text(proc)
+
+
+def test_transport_arrow_flight_lands_every_row(emulator_factory, tmp_path):
+    emu = emulator_factory(tls=True)
+    path = write_input(tmp_path / "rows.parquet", rows_table(0, 3000))
+    proc = send(emu, path, "--transport", "arrow_flight", "--ipc-compression", "zstd",
+                "--batch-rows", "700")
+    assert proc.returncode == 0, text(proc)
+    assert_exactly(table_ids(emu.table_path(TABLE)), range(3000))
+    streams = emu.stats_when_idle()["streams"]
+    assert streams and {s["record_type"] for s in streams} == {"arrow"}
+
+
+def test_transport_arrow_flight_quarantines_rows_that_do_not_fit(emulator_factory, tmp_path):
+    declaration = tmp_path / "table.json"
+    declaration.write_text(json.dumps({"columns": [{"name": "id", "type": "bigint"},
+                                                   {"name": "level", "type": "tinyint"}]}))
+    emu = emulator_factory(tls=False, extra_args=["--strict", "--table", f"{TABLE}={declaration}"])
+    rows = pa.table({"id": pa.array(range(100), pa.int64()),
+                     "level": pa.array([200 + i if i % 10 == 0 else i for i in range(100)],
+                                       pa.int16())})
+    path = write_input(tmp_path / "rows.parquet", rows)
+    quarantine = tmp_path / "failed.parquet"
+    proc = send(emu, path, "--transport", "arrow_flight", "--failed-rows", quarantine,
+                env=emulator_env(emu, ZEROBUS_DESCRIPTOR_SOURCE="unity_catalog"))
+    assert proc.returncode == 3, text(proc)
+    bad = [i for i in range(100) if i % 10 == 0]
+    assert_exactly(table_ids(emu.table_path(TABLE)), [i for i in range(100) if i not in bad])
+    failed = pq.read_table(quarantine)
+    assert failed["id"].to_pylist() == bad
+    assert all("overflows TINYINT" in e for e in failed["_error"].to_pylist()), failed["_error"]
+    assert failed["_in_doubt"].to_pylist() == [False] * len(bad)
