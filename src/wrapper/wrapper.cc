@@ -1401,6 +1401,12 @@ arrow::Status StartOutputs(ZerobusWrapper::Impl* impl) {
   if (c.any_debug_on()) {
     ARROW_ASSIGN_OR_RAISE(impl->debug, DebugWriter::Open(DebugWriterOptions::FromConfig(c)));
   }
+  if (c.protobuf_debug_on() && c.effective_transport() == Transport::kArrowFlight) {
+    // Arrow Flight encodes no protobuf rows: say so once instead of leaving the files missing.
+    Log(LogSeverity::kWarning, "table " + c.table_name +
+                                   ": transport arrow_flight writes no protobuf debug files "
+                                   "(only the Arrow ones)");
+  }
   if (c.observability_enabled) {
     ARROW_ASSIGN_OR_RAISE(impl->telemetry, Telemetry::Start(TelemetryOptions::FromConfig(c)));
   }
