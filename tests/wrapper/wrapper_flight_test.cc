@@ -107,6 +107,19 @@ TEST(WrapperFlight, RowsOfAPartlyAckedPieceAreReplayedByTheStream) {
   ASSERT_TRUE(w.Shutdown().ok());
 }
 
+TEST(WrapperFlight, AckedRowsOfAPieceWhoseStreamFailedAreSuccessful) {
+  ScriptedFlightServer server(Mode::kPartialThenFail);  // acks 50 of the 100 rows, then ends
+  auto c = FlightConfig(server);
+  c.recovery_retries = 0;    // the stream gives up at once
+  c.retry_max_attempts = 1;  // and so does the wrapper
+  auto w = MakeWrapper(c);
+  auto r = w.SendBatch(*FlightRows(0, 100)).ValueOrDie();
+  ExpectAccounted(r, 100);
+  EXPECT_EQ(r.successful_rows, Range(0, 50));
+  EXPECT_EQ(r.in_doubt_rows, Range(50, 100));
+  (void)w.Shutdown();
+}
+
 TEST(WrapperFlight, SentButUnackedRowsAreInDoubtWhenTheStreamEnds) {
   ScriptedFlightServer server(Mode::kWithholdAcks);
   auto c = FlightConfig(server);
