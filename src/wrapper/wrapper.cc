@@ -990,7 +990,10 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
       } else {
         s->last_error = r.status();
         if (s->flight_rows) {
-          if (const UnackedRequest* u = s->handle->UnackedOf(c.seq)) {
+          // Only an admitted piece (seq >= 0) fails with its stream; a refused one never went
+          // out, and its stream may still be open (nothing to take back yet).
+          const UnackedRequest* u = c.seq >= 0 ? s->handle->UnackedOf(c.seq) : nullptr;
+          if (u) {
             c.wire_sends += u->sends;
             // Rows at the front of a piece that the server acknowledged are delivered.
             for (int64_t k = c.range.begin; k < c.range.begin + u->acked_rows; ++k) {
