@@ -216,6 +216,36 @@ TEST(FlightStream, WithheldAcksTimeOutAndTheRowsAreReplayed) {
   ASSERT_TRUE(stream->Close().ok());
 }
 
+TEST(FlightStream, InFlightLimitsCountPiecesAndTheirBytes) {
+  auto rows = FlightRows(0, 400);
+  for (bool by_bytes : {false, true}) {
+    ScriptedFlightServer server(Mode::kWithholdAcks);
+    auto o = ScriptedOptions(server);
+    o.flight_piece_bytes = PieceBytesFor(*rows, 4);
+    o.when_full = FullPolicy::kReject;
+    o.server_lack_of_ack_timeout = std::chrono::milliseconds(20'000);
+    if (by_bytes) {
+      o.max_inflight_bytes = 1;  // one piece at a time, however large
+    } else {
+      o.max_inflight_requests = 2;
+    }
+    auto stream = ZerobusStream::Open(o).ValueOrDie();
+    auto pieces = stream->IngestArrowBatch(rows);
+    ASSERT_EQ(pieces.size(), 4u);
+    const size_t admitted = by_bytes ? 1 : 2;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      EXPECT_EQ(pieces[i].seq >= 0, i < admitted) << i;
+      if (i < admitted) continue;
+      ASSERT_TRUE(pieces[i].ack.is_finished());
+      EXPECT_TRUE(IsRetryable(pieces[i].ack.result().status()));
+      EXPECT_THAT(pieces[i].ack.result().status().message(),
+                  HasSubstr(by_bytes ? "max_inflight_bytes=1" : "max_inflight_requests=2"));
+    }
+    EXPECT_EQ(stream->stats().inflight_requests, static_cast<int64_t>(admitted));
+    stream->Abort();
+  }
+}
+
 TEST(FlightStream, AnAckForAnotherOffsetInsteadOfReadyIsRetriedThenFails) {
   ScriptedFlightServer server(Mode::kBadReady);
   auto o = ScriptedOptions(server);
