@@ -1,6 +1,6 @@
-"""transport="arrow_flight" from Python, end to end against the local Zerobus server: batches are
-cast to the table's Flight types, rows whose values do not fit come back failed with their
-reason, the rest land; the configuration rules of the option."""
+"""End-to-end: ZerobusWrapper.send_batch with transport="arrow_flight" against the packaged local
+Zerobus server's DoPut. Rows are read back from the Delta tables and compared value by value.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +11,77 @@ import pytest
 
 from arrow_zerobus_sdk_wrapper import ConfigurationError, ZerobusWrapper
 from arrow_zerobus_sdk_wrapper.testing import LocalZerobus
+
+from test_pkg_send import ALL_TYPES_DECLARATION, FAST, all_types_batch, check_accounting, rows_by_id
+
+FLIGHT = dict(FAST, transport="arrow_flight")
+
+
+def arrow_streams(emu: LocalZerobus, table: str) -> list:
+    return [s for s in emu.stats()["streams"] if s["table"] == table and s["record_type"] == "arrow"]
+
+
+def test_every_type_lands_over_arrow_flight():
+    name = "main.default.flight_all_types"
+    batch = all_types_batch()
+    with LocalZerobus(tables={name: ALL_TYPES_DECLARATION}, strict=True) as emu:
+        with ZerobusWrapper(emu.config(name, ipc_compression="zstd", **FLIGHT)) as wrapper:
+            result = wrapper.send_batch(batch)
+            check_accounting(result)
+            assert result.successful_rows == [0, 1, 2, 3, 4, 5], result.error
+            assert result.in_doubt_rows == []
+        streams = arrow_streams(emu, name)
+        table = emu.read_table(name)
+    assert len(streams) == 1
+    assert table.num_rows == 6
+    assert rows_by_id(table) == batch.to_pylist()
+
+
+def test_unity_catalog_schema_rows_that_do_not_fit_fail_alone():
+    name = "main.default.flight_uc"
+    declaration = {"columns": [{"name": "id", "type": "bigint", "nullable": False},
+                               {"name": "level", "type": "tinyint"},
+                               {"name": "price", "type": "decimal(5,2)"}]}
+    batch = pa.record_batch({
+        "id": pa.array([1, 2, 3, 4], pa.int64()),
+        "level": pa.array([1, 300, 3, None], pa.int64()),
+        "price": pa.array(["1.50", "2.00", "abc", "7.25"]),
+    })
+    with LocalZerobus(tables={name: declaration}, strict=True) as emu:
+        config = emu.config(name, descriptor_source="unity_catalog", **FLIGHT)
+        with ZerobusWrapper(config) as wrapper:
+            result = wrapper.send_batch(batch)
+        table = emu.read_table(name)
+    check_accounting(result)
+    assert result.successful_rows == [0, 3]
+    failed = dict(result.failed_rows)
+    assert sorted(failed) == [1, 2]
+    assert "level" in failed[1] and "300" in failed[1]
+    assert "price" in failed[2]
+    assert result.in_doubt_rows == []
+    got = sorted(table.to_pylist(), key=lambda r: r["id"])
+    assert [r["id"] for r in got] == [1, 4]
+    assert [r["level"] for r in got] == [1, None]
+    assert [str(r["price"]) for r in got] == ["1.50", "7.25"]
+
+
+def test_a_stream_ended_midway_loses_no_row():
+    name = "main.default.flight_fault"
+    faults = [{"end_stream": {"after_requests": 2, "code": "UNAVAILABLE"}, "times": 1}]
+    batches = [pa.record_batch({"id": pa.array(range(i * 100, i * 100 + 100), pa.int64())})
+               for i in range(8)]
+    with LocalZerobus(faults=faults) as emu:
+        with ZerobusWrapper(emu.config(name, **FLIGHT)) as wrapper:
+            results = [wrapper.send_batch(b) for b in batches]
+        table = emu.read_table(name)
+    for r in results:
+        check_accounting(r)
+        assert r.successful_count == 100, r.error
+    ids = table.column("id").to_pylist()
+    assert set(ids) == set(range(800))  # at-least-once: replayed rows may be there twice
+
+
+# ---- the cast for the table's Flight types, per compression; option conflicts ----------------
 
 TABLE = "main.default.flight_rows"
 COLUMNS = [
@@ -41,7 +112,7 @@ def _batch(n: int) -> pa.RecordBatch:
 
 
 @pytest.mark.parametrize("compression", ["none", "lz4_frame", "zstd"])
-def test_arrow_flight_sends_the_rows_that_fit_and_reports_the_others(compression):
+def test_casts_for_the_table_and_reports_rows_that_do_not_fit_per_compression(compression):
     with LocalZerobus(tables={TABLE: {"columns": COLUMNS}}, strict=True) as zb:
         config = zb.config(TABLE, transport="arrow_flight", ipc_compression=compression,
                            descriptor_source="unity_catalog", retry_max_attempts=1)
@@ -66,21 +137,6 @@ def test_arrow_flight_sends_the_rows_that_fit_and_reports_the_others(compression
         assert table["tags"].to_pylist() == [["a"] * (i % 3) for i in (0, 1, 2, 4, 6, 7)]
         streams = zb.stats()["streams"]
         assert streams and {s["record_type"] for s in streams} == {"arrow"}
-
-
-def test_arrow_flight_from_the_batch_schema_lands_every_row():
-    with LocalZerobus() as zb:
-        config = zb.config(TABLE, transport="arrow_flight")
-        batch = pa.record_batch({"id": pa.array(range(1000), pa.int64()),
-                                 "label": pa.array([f"l{i}" for i in range(1000)])})
-        with ZerobusWrapper(config) as wrapper:
-            results = [wrapper.send_batch(batch.slice(i, 250)) for i in range(0, 1000, 250)]
-            assert [r.successful_count for r in results] == [250] * 4
-            assert all(r.failed_count == 0 for r in results)
-        table = zb.read_table(TABLE).sort_by("id")
-        assert table["id"].to_pylist() == list(range(1000))
-        assert table["label"].to_pylist() == [f"l{i}" for i in range(1000)]
-        assert {s["record_type"] for s in zb.stats()["streams"]} == {"arrow"}
 
 
 @pytest.mark.parametrize("options,detail", [

@@ -990,7 +990,10 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
       } else {
         s->last_error = r.status();
         if (s->flight_rows) {
-          if (const UnackedRequest* u = s->handle->UnackedOf(c.seq)) {
+          // Only an admitted piece (seq >= 0) fails with its stream; a refused one never went
+          // out, and its stream may still be open (nothing to take back yet).
+          const UnackedRequest* u = c.seq >= 0 ? s->handle->UnackedOf(c.seq) : nullptr;
+          if (u) {
             c.wire_sends += u->sends;
             // Rows at the front of a piece that the server acknowledged are delivered.
             for (int64_t k = c.range.begin; k < c.range.begin + u->acked_rows; ++k) {
@@ -1400,6 +1403,12 @@ arrow::Status StartOutputs(ZerobusWrapper::Impl* impl) {
   const WrapperConfiguration& c = impl->config;
   if (c.any_debug_on()) {
     ARROW_ASSIGN_OR_RAISE(impl->debug, DebugWriter::Open(DebugWriterOptions::FromConfig(c)));
+  }
+  if (c.protobuf_debug_on() && c.effective_transport() == Transport::kArrowFlight) {
+    // Arrow Flight encodes no protobuf rows: say so once instead of leaving the files missing.
+    Log(LogSeverity::kWarning, "table " + c.table_name +
+                                   ": transport arrow_flight writes no protobuf debug files "
+                                   "(only the Arrow ones)");
   }
   if (c.observability_enabled) {
     ARROW_ASSIGN_OR_RAISE(impl->telemetry, Telemetry::Start(TelemetryOptions::FromConfig(c)));

@@ -6,13 +6,19 @@
 #include <gtest/gtest.h>
 
 #include <numeric>
+#include <set>
+#include <thread>
 
 #include <arrow/api.h>
 #include <arrow/util/byte_size.h>
 
+#include <nlohmann/json.hpp>
+
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/stream.h"
+#include "client_test_util.h"
 #include "flight_test_util.h"
+#include "server/faults.h"
 
 namespace arrow_zerobus::testing {
 namespace {
@@ -210,6 +216,36 @@ TEST(FlightStream, WithheldAcksTimeOutAndTheRowsAreReplayed) {
   ASSERT_TRUE(stream->Close().ok());
 }
 
+TEST(FlightStream, InFlightLimitsCountPiecesAndTheirBytes) {
+  auto rows = FlightRows(0, 400);
+  for (bool by_bytes : {false, true}) {
+    ScriptedFlightServer server(Mode::kWithholdAcks);
+    auto o = ScriptedOptions(server);
+    o.flight_piece_bytes = PieceBytesFor(*rows, 4);
+    o.when_full = FullPolicy::kReject;
+    o.server_lack_of_ack_timeout = std::chrono::milliseconds(20'000);
+    if (by_bytes) {
+      o.max_inflight_bytes = 1;  // one piece at a time, however large
+    } else {
+      o.max_inflight_requests = 2;
+    }
+    auto stream = ZerobusStream::Open(o).ValueOrDie();
+    auto pieces = stream->IngestArrowBatch(rows);
+    ASSERT_EQ(pieces.size(), 4u);
+    const size_t admitted = by_bytes ? 1 : 2;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      EXPECT_EQ(pieces[i].seq >= 0, i < admitted) << i;
+      if (i < admitted) continue;
+      ASSERT_TRUE(pieces[i].ack.is_finished());
+      EXPECT_TRUE(IsRetryable(pieces[i].ack.result().status()));
+      EXPECT_THAT(pieces[i].ack.result().status().message(),
+                  HasSubstr(by_bytes ? "max_inflight_bytes=1" : "max_inflight_requests=2"));
+    }
+    EXPECT_EQ(stream->stats().inflight_requests, static_cast<int64_t>(admitted));
+    stream->Abort();
+  }
+}
+
 TEST(FlightStream, AnAckForAnotherOffsetInsteadOfReadyIsRetriedThenFails) {
   ScriptedFlightServer server(Mode::kBadReady);
   auto o = ScriptedOptions(server);
@@ -333,6 +369,180 @@ TEST(FlightStream, DictionaryColumnsGoOutDecoded) {
   ASSERT_EQ(call.pieces.size(), 1u);
   EXPECT_TRUE(call.pieces[0].rows->column(1)->Equals(
       *ArrayFromJson(arrow::large_utf8(), R"(["a", "b", null, "a"])")));
+}
+
+// ---- against the emulator ----------------------------------------------------------------------
+
+class FlightEmulatorTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kTable = "main.default.flight_rows";
+
+  void SetUp() override { Start(EmulatorTestOptions(dir_.path())); }
+  void Start(emulator::EmulatorOptions options) {
+    emu_ = StartEmulator(std::move(options));
+    ASSERT_NE(emu_, nullptr);
+  }
+  // OAuth against the emulator, the table created from the stream's schema on first use.
+  StreamOptions Options(const std::string& table = kTable) {
+    StreamOptions o = FastOptions(*emu_, table);
+    o.record_type = RecordType::kArrow;
+    o.descriptor.reset();
+    o.arrow_schema = FlightSchema();
+    return o;
+  }
+  void AddFault(const std::string& json) {
+    auto rule = emulator::FaultRuleFromJson(nlohmann::json::parse(json));
+    ASSERT_TRUE(rule.ok()) << rule.status().ToString();
+    emu_->faults().Add(*rule);
+  }
+  // (id, name) of every row of the table, in file order.
+  std::vector<std::pair<int64_t, std::optional<std::string>>> TableRows(
+      const std::string& table = kTable) {
+    std::vector<std::pair<int64_t, std::optional<std::string>>> rows;
+    auto t = ReadDeltaTable(*emu_, table);
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    if (!t.ok() || !*t) return rows;
+    auto flat = (*t)->CombineChunks().ValueOrDie();
+    auto ids = std::static_pointer_cast<arrow::Int64Array>(flat->GetColumnByName("id")->chunk(0));
+    auto names = flat->GetColumnByName("name")->chunk(0);
+    for (int64_t i = 0; i < flat->num_rows(); ++i) {
+      std::optional<std::string> name;
+      if (names->IsValid(i)) {
+        name = names->type_id() == arrow::Type::LARGE_STRING
+                   ? std::string(std::static_pointer_cast<arrow::LargeStringArray>(names)->GetView(i))
+                   : std::string(std::static_pointer_cast<arrow::StringArray>(names)->GetView(i));
+      }
+      rows.emplace_back(ids->Value(i), std::move(name));
+    }
+    return rows;
+  }
+  static std::vector<std::pair<int64_t, std::optional<std::string>>> Expected(int64_t n) {
+    std::vector<std::pair<int64_t, std::optional<std::string>>> rows;
+    for (int64_t i = 0; i < n; ++i) {
+      rows.emplace_back(i, i % 7 == 3 ? std::nullopt
+                                      : std::optional<std::string>("row-" + std::to_string(i)));
+    }
+    return rows;
+  }
+  static std::set<int64_t> Ids(const std::vector<std::pair<int64_t, std::optional<std::string>>>& r) {
+    std::set<int64_t> ids;
+    for (const auto& [id, name] : r) ids.insert(id);
+    return ids;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<emulator::Emulator> emu_;
+};
+
+TEST_F(FlightEmulatorTest, RowsLandInTheTableAndReadBackEqual) {
+  auto o = Options();
+  o.ipc_compression = IpcCompression::kZstd;
+  o.flight_piece_bytes = 64 * 1024;  // the large batch goes as many pieces
+  auto stream = ZerobusStream::Open(o);
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  std::vector<ZerobusStream::ArrowPiece> all;
+  for (int b = 0; b < 10; ++b) {
+    for (auto& p : (*stream)->IngestArrowBatch(FlightRows(b * 1000, 1000))) all.push_back(p);
+  }
+  auto large = (*stream)->IngestArrowBatch(FlightRows(10'000, 50'000));
+  EXPECT_GT(large.size(), 5u);
+  for (auto& p : large) all.push_back(p);
+  EXPECT_EQ(WaitPieces(all), static_cast<int64_t>(all.size()));
+  ASSERT_TRUE((*stream)->Close().ok());
+  EXPECT_EQ(TableRows(), Expected(60'000));
+  const auto totals = StreamTotals(*emu_, kTable);
+  EXPECT_EQ(totals.streams, 1);
+  EXPECT_EQ(totals.requests, static_cast<int64_t>(all.size()));
+  EXPECT_EQ(totals.rows, 60'000);
+  EXPECT_EQ((*stream)->stats().records_acked, 60'000);
+}
+
+TEST_F(FlightEmulatorTest, StreamEndedMidwayReopensAndReplaysTheUnackedRows) {
+  AddFault(R"({"end_stream": {"after_requests": 3, "code": "UNAVAILABLE"}, "times": 1})");
+  auto stream = ZerobusStream::Open(Options());
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  std::vector<ZerobusStream::ArrowPiece> all;
+  for (int b = 0; b < 10; ++b) {
+    for (auto& p : (*stream)->IngestArrowBatch(FlightRows(b * 100, 100))) all.push_back(p);
+  }
+  EXPECT_EQ(WaitPieces(all), 10);
+  ASSERT_TRUE((*stream)->Close().ok());
+  const StreamStats st = (*stream)->stats();
+  EXPECT_EQ(st.rpcs_opened, 2);
+  auto rows = TableRows();
+  EXPECT_EQ(Ids(rows), Ids(Expected(1000)));  // every row at least once
+  // At-least-once: only rows sent again can be there twice.
+  EXPECT_GE(static_cast<int64_t>(rows.size()), 1000);
+  EXPECT_LE(static_cast<int64_t>(rows.size()), 1000 + st.records_replayed);
+}
+
+TEST_F(FlightEmulatorTest, CloseSignalRotatesWithoutReplayingAckedRows) {
+  AddFault(R"({"close_signal": {"after_requests": 2, "duration_ms": 2000}, "times": 1})");
+  auto stream = ZerobusStream::Open(Options());
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  std::vector<ZerobusStream::ArrowPiece> all;
+  for (int b = 0; b < 6; ++b) {
+    auto pieces = (*stream)->IngestArrowBatch(FlightRows(b * 100, 100));
+    EXPECT_EQ(WaitPieces(pieces), 1);
+  }
+  ASSERT_TRUE((*stream)->Close().ok());
+  const StreamStats st = (*stream)->stats();
+  EXPECT_EQ(st.close_signals, 1);
+  EXPECT_EQ(st.rpcs_opened, 2);
+  EXPECT_EQ(st.records_replayed, 0);
+  EXPECT_EQ(TableRows(), Expected(600));
+}
+
+TEST_F(FlightEmulatorTest, WithheldAcksTimeOutAndTheRowsGoAgainOnANewDoPut) {
+  AddFault(R"({"withhold_acks": true})");
+  auto o = Options();
+  o.server_lack_of_ack_timeout = std::chrono::milliseconds(400);
+  auto stream = ZerobusStream::Open(o);
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  auto pieces = (*stream)->IngestArrowBatch(FlightRows(0, 100));
+  // The first DoPut times out; the acks flow again for the next one.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((*stream)->stats().rpc_failures == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  emu_->faults().Clear();
+  ASSERT_EQ(WaitPieces(pieces), 1);
+  EXPECT_GE(pieces[0].ack.result()->sends, 2);
+  ASSERT_TRUE((*stream)->Close().ok());
+  auto rows = TableRows();
+  EXPECT_EQ(Ids(rows), Ids(Expected(100)));
+  EXPECT_GE(rows.size(), 200u);  // stored by the first DoPut (never acked) and again
+}
+
+TEST_F(FlightEmulatorTest, SchemaRejectionNamesTheServersCauses) {
+  auto options = EmulatorTestOptions(dir_.path());
+  options.strict = true;
+  options.tables = {{"main.default.declared",
+                     arrow::schema({arrow::field("id", arrow::int64(), false),
+                                    arrow::field("name", arrow::utf8())})}};
+  emu_.reset();
+  Start(std::move(options));
+  auto o = Options("main.default.declared");
+  o.arrow_schema = arrow::schema({arrow::field("id", arrow::int64(), false),
+                                  arrow::field("name", arrow::utf8()),
+                                  arrow::field("extra", arrow::int32())});
+  auto stream = ZerobusStream::Open(o);
+  ASSERT_FALSE(stream.ok());
+  EXPECT_FALSE(IsRetryable(stream.status()));
+  const std::string message = stream.status().message();
+  EXPECT_THAT(message, HasSubstr("schema rejected by the server"));
+  EXPECT_THAT(message, HasSubstr("TYPE_INCOMPATIBLE"));
+  EXPECT_THAT(message, HasSubstr("FIELD_NOT_IN_TABLE"));
+  EXPECT_THAT(message, HasSubstr("Arrow Flight schema validation failed"));
+  EXPECT_THAT(message, HasSubstr("error code 8001"));
+}
+
+TEST_F(FlightEmulatorTest, AWrongSecretIsRefusedAtOpen) {
+  auto o = Options();
+  o.headers_provider = OAuthProvider(*emu_, kTable, nullptr, "not-the-secret");
+  auto stream = ZerobusStream::Open(o);
+  ASSERT_FALSE(stream.ok());
+  EXPECT_FALSE(IsRetryable(stream.status()));
 }
 
 }  // namespace

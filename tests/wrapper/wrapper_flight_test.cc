@@ -12,7 +12,10 @@
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/wrapper.h"
 #include "flight_test_util.h"
+#include "server/faults.h"
 #include "wrapper_test_util.h"
+
+#include <nlohmann/json.hpp>
 
 namespace arrow_zerobus::testing {
 namespace {
@@ -102,6 +105,19 @@ TEST(WrapperFlight, RowsOfAPartlyAckedPieceAreReplayedByTheStream) {
   EXPECT_EQ(r.replayed_rows, 100);  // the piece went twice (its second send carried 50 rows)
   EXPECT_EQ(r.retried_rows, 0);      // the stream recovered by itself
   ASSERT_TRUE(w.Shutdown().ok());
+}
+
+TEST(WrapperFlight, AckedRowsOfAPieceWhoseStreamFailedAreSuccessful) {
+  ScriptedFlightServer server(Mode::kPartialThenFail);  // acks 50 of the 100 rows, then ends
+  auto c = FlightConfig(server);
+  c.recovery_retries = 0;    // the stream gives up at once
+  c.retry_max_attempts = 1;  // and so does the wrapper
+  auto w = MakeWrapper(c);
+  auto r = w.SendBatch(*FlightRows(0, 100)).ValueOrDie();
+  ExpectAccounted(r, 100);
+  EXPECT_EQ(r.successful_rows, Range(0, 50));
+  EXPECT_EQ(r.in_doubt_rows, Range(50, 100));
+  (void)w.Shutdown();
 }
 
 TEST(WrapperFlight, SentButUnackedRowsAreInDoubtWhenTheStreamEnds) {
@@ -218,6 +234,74 @@ TEST(WrapperFlight, RowsThatDoNotFitTheUnityCatalogTableAreReportedAndTheRestSen
   EXPECT_EQ(sent->num_rows(), 2);
   EXPECT_TRUE(sent->column(1)->Equals(*ArrayFromJson(arrow::int8(), "[1, null]")));
   EXPECT_TRUE(sent->column(2)->Equals(*ArrayFromJson(arrow::large_utf8(), R"(["1.50", "7.25"])")));
+}
+
+}  // namespace
+}  // namespace arrow_zerobus::testing
+
+namespace arrow_zerobus::testing {
+namespace {
+
+// ---- against the emulator ----------------------------------------------------------------------
+
+WrapperConfiguration EmulatorFlightConfig(const emulator::Emulator& emu, const std::string& table) {
+  auto c = FastConfig(emu, table);
+  c.transport = Transport::kArrowFlight;
+  return c;
+}
+
+TEST(WrapperFlightEmulator, BatchesLandInTheTableWithPerRowResults) {
+  TempDir dir;
+  auto emu = StartEmulator(dir.path());
+  auto c = EmulatorFlightConfig(*emu, "main.default.wflight");
+  c.streams_per_table = 2;
+  c.ipc_compression = IpcCompression::kLz4Frame;
+  auto w = ZerobusWrapper::Make(c);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  std::vector<arrow::Future<TransmissionResult>> sends;
+  // utf8 names: cast to the Flight type large_utf8 on the way.
+  for (int b = 0; b < 8; ++b) sends.push_back(w->SendBatchAsync(*MakeRows(b * 250, 250)).ValueOrDie());
+  for (auto& f : sends) {
+    const auto& r = f.result().ValueOrDie();
+    ExpectAccounted(r, 250);
+    EXPECT_EQ(r.successful_count, 250);
+  }
+  ASSERT_TRUE(w->Shutdown().ok());
+  auto ids = ReadDeltaIds(*emu, "main.default.wflight").ValueOrDie();
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, Range(0, 2000));
+  auto table = ReadDeltaTable(*emu, "main.default.wflight").ValueOrDie();
+  EXPECT_EQ(table->num_rows(), 2000);
+  int arrow_streams = 0;
+  const auto stats = emu->Stats();
+  for (const auto& s : stats["streams"]) {
+    if (s["record_type"] == "arrow") ++arrow_streams;
+
+  }
+  EXPECT_EQ(arrow_streams, 2);
+}
+
+TEST(WrapperFlightEmulator, RowsStoredButNeverAckedAreInDoubt) {
+  TempDir dir;
+  auto emu = StartEmulator(dir.path());
+  emu->faults().Add(emulator::FaultRuleFromJson(nlohmann::json::parse(
+                                                    R"({"withhold_acks": true})"))
+                        .ValueOrDie());
+  auto c = EmulatorFlightConfig(*emu, "main.default.doubt");
+  c.ack_timeout_ms = 300;
+  c.recovery_retries = 0;
+  c.retry_max_attempts = 1;
+  auto w = ZerobusWrapper::Make(c);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  auto r = w->SendBatch(*MakeRows(0, 30)).ValueOrDie();
+  ExpectAccounted(r, 30);
+  EXPECT_EQ(r.successful_count, 0);
+  EXPECT_EQ(r.in_doubt_rows, Range(0, 30));
+  (void)w->Shutdown();
+  // In doubt indeed: the emulator stored them, it only withheld the acks.
+  auto ids = ReadDeltaIds(*emu, "main.default.doubt").ValueOrDie();
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, Range(0, 30));
 }
 
 }  // namespace
