@@ -361,10 +361,10 @@ struct Case {
   bool generated = false;  // has a generated-class baseline (iot)
 };
 
-void DynamicMessageBatch(const Case& c, pb::Message* msg, FramedOutput* out) {
-  const ReflectionFiller filler(*c.batch, *c.prototype, c.factory.get());
+// One batch through a baseline: per row, the reused message cleared, filled and appended.
+template <class Filler, class Message>
+void BaselineBatch(const Filler& filler, int64_t rows, Message* msg, FramedOutput* out) {
   out->Clear();
-  const int64_t rows = c.batch->num_rows();
   for (int64_t row = 0; row < rows; ++row) {
     msg->Clear();
     filler.FillRow(row, msg);
@@ -372,15 +372,13 @@ void DynamicMessageBatch(const Case& c, pb::Message* msg, FramedOutput* out) {
   }
 }
 
+void DynamicMessageBatch(const Case& c, pb::Message* msg, FramedOutput* out) {
+  BaselineBatch(ReflectionFiller(*c.batch, *c.prototype, c.factory.get()), c.batch->num_rows(),
+                msg, out);
+}
+
 void GeneratedBatch(const Case& c, arrow_zerobus::bench::IotRow* msg, FramedOutput* out) {
-  const GeneratedIotFiller filler(*c.batch);
-  out->Clear();
-  const int64_t rows = c.batch->num_rows();
-  for (int64_t row = 0; row < rows; ++row) {
-    msg->Clear();
-    filler.FillRow(row, msg);
-    out->Append(*msg);
-  }
+  BaselineBatch(GeneratedIotFiller(*c.batch), c.batch->num_rows(), msg, out);
 }
 
 std::unique_ptr<Case> MakeCase(const std::string& name, std::shared_ptr<arrow::RecordBatch> batch,
