@@ -148,6 +148,13 @@ int main(int argc, char** argv) {
                    "Where the local emulator writes its tables when no endpoint is set")
       ->capture_default_str();
   send->add_option("--streams", so.streams, "Parallel streams to the table")->check(CLI::PositiveNumber);
+  send->add_option("--transport", so.transport,
+                   "protobuf (rows as protobuf, the default), json (rows as JSON) or arrow_flight "
+                   "(Arrow record batches over Arrow Flight)")
+      ->check(CLI::IsMember({"protobuf", "json", "arrow_flight"}, CLI::ignore_case));
+  send->add_option("--ipc-compression", so.ipc_compression,
+                   "none, lz4_frame or zstd: Arrow IPC body compression (arrow_flight only)")
+      ->check(CLI::IsMember({"none", "lz4_frame", "zstd"}, CLI::ignore_case));
   send->add_option("--batch-rows", so.batch_rows, "Rows per batch sent")
       ->check(CLI::PositiveNumber)->capture_default_str();
   send->add_option("--max-pending-batches", so.max_pending_batches,

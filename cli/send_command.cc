@@ -223,6 +223,13 @@ class Sender {
     if (!o_.unity_catalog_url.empty()) config.unity_catalog_url = o_.unity_catalog_url;
     if (!o_.client_id.empty()) config.client_id = o_.client_id;
     if (o_.streams > 0) config.streams_per_table = o_.streams;
+    if (!o_.transport.empty()) {
+      ARROW_ASSIGN_OR_RAISE(config.transport, ParseTransport(o_.transport, "--transport"));
+    }
+    if (!o_.ipc_compression.empty()) {
+      ARROW_ASSIGN_OR_RAISE(config.ipc_compression,
+                            ParseIpcCompression(o_.ipc_compression, "--ipc-compression"));
+    }
     if (!config.application_name) config.application_name = "zerobus-arrow-cli";
     local_ = config.endpoint.empty();
     return config;

@@ -23,6 +23,8 @@ struct SendCommandOptions {
   std::string config_file, endpoint, table, unity_catalog_url, client_id;
   std::string local_dir = "zerobus-local";
   int streams = 0;
+  // protobuf | json | arrow_flight and none | lz4_frame | zstd; empty: from the configuration.
+  std::string transport, ipc_compression;
   int64_t batch_rows = 64 * 1024;
   int max_pending_batches = 8;
   int max_errors = 20;

@@ -153,7 +153,8 @@ arrow::Status Emulator::StartParts() {
   builder.RegisterCallbackGenericService(d.service.get());
   // The protocol limit is checked per request (INVALID_ARGUMENT naming the size, as the
   // protocol doc says); gRPC's own limit sits above it as a memory guard for absurd messages.
-  int64_t hard_limit = std::min<int64_t>(2 * o.max_message_bytes + (1 << 20), INT32_MAX);
+  int64_t hard_limit = std::min<int64_t>(
+      std::max(2 * o.max_message_bytes, kFlightMinMessageBytes) + (1 << 20), INT32_MAX);
   builder.SetMaxReceiveMessageSize(static_cast<int>(hard_limit));
   // gRPC sets SO_REUSEPORT by default: a second emulator on the same port would then start and
   // silently share the traffic. A port in use must be an error.

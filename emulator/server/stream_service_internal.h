@@ -60,6 +60,51 @@ class StatsRegistry {
   std::atomic<int64_t> open_{0};
 };
 
+// Minimal protobuf wire reading (the ingest fast path, Flight's FlightData).
+struct WireReader {
+  const uint8_t* p;
+  const uint8_t* end;
+
+  bool Varint(uint64_t* v) {
+    uint64_t result = 0;
+    for (int shift = 0; shift < 64 && p < end; shift += 7) {
+      uint8_t b = *p++;
+      result |= static_cast<uint64_t>(b & 0x7F) << shift;
+      if (!(b & 0x80)) {
+        *v = result;
+        return true;
+      }
+    }
+    return false;
+  }
+  // A field key: protobuf refuses field number 0 and keys beyond 32 bits.
+  bool Tag(uint64_t* tag) { return Varint(tag) && *tag <= UINT32_MAX && (*tag >> 3) != 0; }
+  bool Bytes(std::string_view* out) {
+    uint64_t len;
+    if (!Varint(&len) || len > static_cast<uint64_t>(end - p)) return false;
+    *out = std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(len));
+    p += len;
+    return true;
+  }
+  // Skips a field of an unknown number (groups are not expected here: fall back).
+  bool Skip(uint32_t wire_type) {
+    uint64_t v;
+    std::string_view b;
+    switch (wire_type) {
+      case 0: return Varint(&v);
+      case 1: if (end - p < 8) return false; p += 8; return true;
+      case 2: return Bytes(&b);
+      case 5: if (end - p < 4) return false; p += 4; return true;
+      default: return false;
+    }
+  }
+};
+
+inline WireReader Reader(std::string_view s) {
+  auto* b = reinterpret_cast<const uint8_t*>(s.data());
+  return WireReader{b, b + s.size()};
+}
+
 // An ingest request read straight from its wire bytes.
 struct WireIngest {
   int64_t offset = 0;
@@ -88,9 +133,23 @@ struct ServiceContext {
   std::function<void(const std::string&)> log;
 };
 
-class StreamReactor;
-
 inline constexpr const char* kEphemeralStreamMethod = "/databricks.zerobus.Zerobus/EphemeralStream";
+inline constexpr const char* kTableHeader = "x-databricks-zerobus-table-name";
+
+// A random (version 4) UUID: stream ids.
+std::string NewUuid();
+// Value of a client metadata header ("" if absent).
+std::string MetadataValue(const grpc::GenericCallbackServerContext* ctx, const char* key);
+// The gRPC status for a failed emulator Status (ToStatusCode), message prefixed.
+grpc::Status StatusFromArrow(const arrow::Status& st, const std::string& prefix = "");
+
+// A running RPC the service can reach while it lives (EphemeralStream or Flight DoPut).
+class LiveStream {
+ public:
+  virtual ~LiveStream() = default;
+  // Re-evaluates acks (faults changed).
+  virtual void Kick() = 0;
+};
 
 // Serves EphemeralStream as a generic (byte buffer) callback service: requests are parsed from
 // the received bytes by ParseIngestWire, so records are views into gRPC's buffer instead of one
@@ -106,13 +165,24 @@ class ZerobusService final : public grpc::CallbackGenericService {
   void KickAll();
 
   // Reactors register themselves while their RPC runs.
-  void Register(const std::shared_ptr<StreamReactor>& reactor);
-  void Unregister(const StreamReactor* reactor);
+  void Register(const std::shared_ptr<LiveStream>& stream);
+  void Unregister(const LiveStream* stream);
 
  private:
   ServiceContext context_;
   std::mutex mu_;
-  std::list<std::weak_ptr<StreamReactor>> live_;
+  std::list<std::weak_ptr<LiveStream>> live_;
 };
+
+// Arrow Flight DoPut (flight_service.cc): the vendor SDKs' Arrow stream, on the same port.
+inline constexpr const char* kFlightDoPutMethod = "/arrow.flight.protocol.FlightService/DoPut";
+// Flight messages up to this size are accepted even when max_message_bytes is lower: the
+// vendor encoder's 2 MiB split target is approximate (skewed rows make larger pieces).
+inline constexpr int64_t kFlightMinMessageBytes = 16 * 1024 * 1024;
+class IngestReactor;
+// The reactor of one DoPut call (not begun yet).
+std::shared_ptr<IngestReactor> MakeFlightPutReactor(ZerobusService* service,
+                                                    const ServiceContext* svc,
+                                                    grpc::GenericCallbackServerContext* ctx);
 
 }  // namespace arrow_zerobus::emulator

@@ -66,11 +66,15 @@ enum class InFlightFullPolicy : int8_t { kBlock, kReject };
 enum class LogLevel : int8_t { kTrace, kDebug, kInfo, kWarn, kError, kOff };
 
 std::string_view RecordFormatName(RecordFormat v);          // "proto" / "json"
+std::string_view TransportName(Transport v);  // "protobuf" / "json" / "arrow_flight"
+std::string_view IpcCompressionName(IpcCompression v);      // "none" / "lz4_frame" / "zstd"
 std::string_view DescriptorSourceName(DescriptorSource v);  // "arrow_schema" / "given" / ...
 std::string_view InFlightFullPolicyName(InFlightFullPolicy v);  // "block" / "reject"
 std::string_view LogLevelName(LogLevel v);                  // "trace" ... "off"
 // Parsers accept the names above, case-insensitively; errors name `option` and the value.
 arrow::Result<RecordFormat> ParseRecordFormat(std::string_view text, std::string_view option);
+arrow::Result<Transport> ParseTransport(std::string_view text, std::string_view option);
+arrow::Result<IpcCompression> ParseIpcCompression(std::string_view text, std::string_view option);
 arrow::Result<DescriptorSource> ParseDescriptorSource(std::string_view text,
                                                       std::string_view option);
 arrow::Result<InFlightFullPolicy> ParseInFlightFullPolicy(std::string_view text,
@@ -191,6 +195,12 @@ struct WrapperConfiguration {
   bool protobuf_debug_on() const;
   bool any_debug_on() const { return arrow_debug_on() || protobuf_debug_on(); }
   bool has_credentials() const { return client_id.has_value() || client_secret.has_value(); }
+  // The transport in force: `transport`, except that record_type json (its older spelling) with
+  // the default transport protobuf means kJson.
+  Transport effective_transport() const {
+    return transport == Transport::kProtobuf && record_type == RecordFormat::kJson ? Transport::kJson
+                                                                                   : transport;
+  }
 
   // The only check the constructor makes (python-api.md): debug_output_dir is required when a
   // debug format is on.

@@ -36,6 +36,10 @@
 
 namespace arrow_zerobus {
 
+namespace internal {
+struct FlightPiece;
+}
+
 enum class RecordType : int8_t {
   kProto = 1,  // rows are serialized messages of the stream's descriptor
   kJson = 2,   // rows are JSON objects (text)
@@ -125,6 +129,10 @@ struct UnackedRequest {
   std::shared_ptr<arrow::Buffer> owner;  // keeps `bytes` alive
   std::string_view bytes;                // framed records (batch) or the record
   int32_t sends = 0;
+  // kArrow (empty owner and bytes): the piece's rows that were not acked, and how many rows at
+  // its front were (num_records counts only the unacked ones).
+  std::shared_ptr<arrow::RecordBatch> rows;
+  int64_t acked_rows = 0;
 };
 
 enum class StreamState : int8_t {
@@ -197,6 +205,7 @@ class ZerobusStream {
   struct ArrowPiece {
     RecordRange range;
     arrow::Future<IngestAck> ack;
+    int64_t seq = -1;  // the request's number (UnackedRequest::seq); -1 when not admitted
   };
   std::vector<ArrowPiece> IngestArrowBatch(std::shared_ptr<arrow::RecordBatch> batch);
 
@@ -226,9 +235,10 @@ class ZerobusStream {
 
  private:
   explicit ZerobusStream(std::shared_ptr<Core> core);
-  arrow::Result<arrow::Future<IngestAck>> Admit(std::shared_ptr<arrow::Buffer> owner,
-                                                std::string_view bytes, int64_t num_records,
-                                                bool batch);
+  arrow::Result<arrow::Future<IngestAck>> Admit(
+      std::shared_ptr<arrow::Buffer> owner, std::string_view bytes, int64_t num_records,
+      bool batch, std::shared_ptr<const internal::FlightPiece> piece = nullptr,
+      int64_t* seq = nullptr);
   std::shared_ptr<Core> core_;
 };
 

@@ -95,6 +95,8 @@ class WrapperConfiguration:
         application_name: Optional[str] = None,
         ca_file: Optional[_StrPath] = None,
         record_type: Union[Literal["proto", "json"], str] = "proto",
+        transport: Union[Literal["protobuf", "json", "arrow_flight"], str] = "protobuf",
+        ipc_compression: Union[Literal["none", "lz4_frame", "zstd"], str] = "none",
         descriptor_source: Union[Literal["arrow_schema", "given", "unity_catalog"], str] = "arrow_schema",
         descriptor: Optional[Any] = None,  # bytes or a google.protobuf DescriptorProto message
         failure_rate_threshold: float = 0.01,
@@ -173,6 +175,10 @@ class WrapperConfiguration:
     def ca_file(self) -> Optional[str]: ...
     @property
     def record_type(self) -> str: ...
+    @property
+    def transport(self) -> str: ...
+    @property
+    def ipc_compression(self) -> str: ...
     @property
     def descriptor_source(self) -> str: ...
     @property

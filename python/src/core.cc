@@ -141,7 +141,8 @@ constexpr const char* kOptionNames[] = {
     "debug_max_records_per_file", "streams_per_table", "max_inflight_requests",
     "max_inflight_bytes", "when_inflight_full", "stream_open_timeout_ms", "recovery_backoff_ms",
     "recovery_retries", "flush_timeout_ms", "ack_timeout_ms", "application_name", "ca_file",
-    "record_type", "descriptor_source", "descriptor", "failure_rate_threshold",
+    "record_type", "transport", "ipc_compression", "descriptor_source", "descriptor",
+    "failure_rate_threshold",
     "failure_rate_min_rows", "failure_cooldown_ms", "cooldown_jitter_ms",
     "pipeline_blocked_cooldown_ms",
 };
@@ -219,6 +220,8 @@ void ApplyOption(az::WrapperConfiguration& c, const std::string& key, nb::handle
   else if (key == "application_name") c.application_name = opt_str();
   else if (key == "ca_file") c.ca_file = opt_path();
   else if (key == "record_type") c.record_type = Unwrap(az::ParseRecordFormat(r.String(), key));
+  else if (key == "transport") c.transport = Unwrap(az::ParseTransport(r.String(), key));
+  else if (key == "ipc_compression") c.ipc_compression = Unwrap(az::ParseIpcCompression(r.String(), key));
   else if (key == "descriptor_source") c.descriptor_source = Unwrap(az::ParseDescriptorSource(r.String(), key));
   else if (key == "descriptor") {
     if (r.is_none()) {
@@ -298,6 +301,8 @@ nb::dict ConfigToDict(const az::WrapperConfiguration& c) {
   d["application_name"] = OrNone(c.application_name);
   d["ca_file"] = OrNone(c.ca_file);
   d["record_type"] = std::string(az::RecordFormatName(c.record_type));
+  d["transport"] = std::string(az::TransportName(c.transport));
+  d["ipc_compression"] = std::string(az::IpcCompressionName(c.ipc_compression));
   d["descriptor_source"] = std::string(az::DescriptorSourceName(c.descriptor_source));
   if (c.descriptor) {
     const std::string bytes = c.descriptor->SerializeAsString();

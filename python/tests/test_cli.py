@@ -801,3 +801,57 @@ def test_usage_errors_exit_2(tmp_path):
         assert proc.returncode == 2, (args, text(proc))
         assert message in text(proc), (args, text(proc))
     assert run_cli("send", "--help").returncode == 0
+
+
+# ---- --transport and --ipc-compression ---------------------------------------------------------
+
+
+def test_transport_json_sends_json_rows(emulator_factory, tmp_path):
+    declaration = tmp_path / "table.json"
+    declaration.write_text(json.dumps({"columns": [{"name": "id", "type": "bigint"},
+                                                   {"name": "name", "type": "string"},
+                                                   {"name": "v", "type": "double"}]}))
+    emu = emulator_factory(tls=False, extra_args=["--table", f"{TABLE}={declaration}"])
+    path = write_input(tmp_path / "rows.parquet", rows_table(0, 300))
+    proc = send(emu, path, "--transport", "JSON", "--batch-rows", "100")
+    assert proc.returncode == 0, text(proc)
+    assert_exactly(table_ids(emu.table_path(TABLE)), range(300))
+    streams = emu.stats_when_idle()["streams"]
+    assert streams and {s["record_type"] for s in streams} == {"JSON"}
+
+
+@pytest.mark.parametrize("flag,value,allowed", [
+    ("--transport", "flight", "protobuf,json,arrow_flight"),
+    ("--transport", "proto", "protobuf,json,arrow_flight"),
+    ("--ipc-compression", "lz4", "none,lz4_frame,zstd"),
+    ("--ipc-compression", "gzip", "none,lz4_frame,zstd"),
+])
+def test_bad_transport_flag_values_are_usage_errors(tmp_path, flag, value, allowed):
+    path = write_input(tmp_path / "rows.parquet", rows_table(0, 10))
+    proc = run_cli("send", path, flag, value, "--local-dir", tmp_path / "local")
+    assert proc.returncode == 2, text(proc)
+    assert flag in text(proc) and value in text(proc) and allowed in text(proc), text(proc)
+    assert not (tmp_path / "local").exists()
+
+
+@pytest.mark.parametrize("args,detail", [
+    (["--ipc-compression", "zstd"],
+     "ipc_compression 'zstd' needs transport 'arrow_flight' (transport is 'protobuf')"),
+    (["--transport", "json", "--ipc-compression", "lz4_frame"],
+     "ipc_compression 'lz4_frame' needs transport 'arrow_flight' (transport is 'json')"),
+])
+def test_ipc_compression_without_arrow_flight_is_a_configuration_error(tmp_path, args, detail):
+    path = write_input(tmp_path / "rows.parquet", rows_table(0, 10))
+    proc = run_cli("send", path, *args, "--local-dir", tmp_path / "local")
+    assert proc.returncode == 1, text(proc)
+    assert "Configuration error: " + detail in text(proc), text(proc)
+
+
+def test_transport_conflict_between_yaml_and_flag_names_both_options(tmp_path):
+    path = write_input(tmp_path / "rows.parquet", rows_table(0, 10))
+    config = tmp_path / "zerobus.yaml"
+    config.write_text("stream:\n  record_type: json\n")
+    proc = run_cli("send", path, "--config", config, "--transport", "arrow_flight",
+                   "--local-dir", tmp_path / "local")
+    assert proc.returncode == 1, text(proc)
+    assert "transport 'arrow_flight' conflicts with record_type 'json'" in text(proc), text(proc)

@@ -56,6 +56,8 @@ NEW_OPTION_DEFAULTS = {
     "application_name": None,
     "ca_file": None,
     "record_type": "proto",
+    "transport": "protobuf",
+    "ipc_compression": "none",
     "descriptor_source": "arrow_schema",
     "descriptor": None,
     "failure_rate_threshold": 0.01,
@@ -79,7 +81,8 @@ ENV_VARS = [
     "ZEROBUS_MAX_INFLIGHT_BYTES", "ZEROBUS_WHEN_INFLIGHT_FULL", "ZEROBUS_STREAM_OPEN_TIMEOUT_MS",
     "ZEROBUS_RECOVERY_BACKOFF_MS", "ZEROBUS_RECOVERY_RETRIES", "ZEROBUS_FLUSH_TIMEOUT_MS",
     "ZEROBUS_ACK_TIMEOUT_MS", "ZEROBUS_APPLICATION_NAME", "ZEROBUS_CA_FILE",
-    "ZEROBUS_RECORD_TYPE", "ZEROBUS_DESCRIPTOR_SOURCE", "ZEROBUS_DESCRIPTOR_FILE",
+    "ZEROBUS_RECORD_TYPE", "ZEROBUS_TRANSPORT", "ZEROBUS_IPC_COMPRESSION",
+    "ZEROBUS_DESCRIPTOR_SOURCE", "ZEROBUS_DESCRIPTOR_FILE",
     "ZEROBUS_FAILURE_RATE_THRESHOLD", "ZEROBUS_FAILURE_RATE_MIN_ROWS",
     "ZEROBUS_FAILURE_COOLDOWN_MS", "ZEROBUS_COOLDOWN_JITTER_MS",
     "ZEROBUS_PIPELINE_BLOCKED_COOLDOWN_MS",
@@ -167,6 +170,8 @@ def test_every_keyword_is_accepted_and_kept():
         application_name="my-pipeline",
         ca_file="/etc/ssl/certs/ca-certificates.crt",
         record_type="json",
+        transport="json",
+        ipc_compression="zstd",
         descriptor_source="unity_catalog",
         failure_rate_threshold=0.5,
         failure_rate_min_rows=10,
@@ -272,6 +277,10 @@ WRONG_TYPES = [
     ("application_name", 7),
     ("ca_file", 7),
     ("record_type", None),
+    ("transport", None),
+    ("transport", 2),
+    ("ipc_compression", None),
+    ("ipc_compression", True),
     ("descriptor_source", 3),
     ("descriptor", 12345),
     ("failure_rate_threshold", "0.1"),
@@ -310,6 +319,8 @@ def test_wrong_type_for_the_secret_names_the_option_not_the_value():
 
 @pytest.mark.parametrize("name,value", [
     ("record_type", "xml"),
+    ("transport", "flight"),
+    ("ipc_compression", "gzip"),
     ("when_inflight_full", "drop"),
     ("descriptor_source", "magic"),
 ])
@@ -619,6 +630,8 @@ def test_from_env_does_not_validate(clean_env):
     ("DEBUG_ENABLED", "maybe"),
     ("ZEROBUS_WRITER_DISABLED", "2"),
     ("ZEROBUS_RECORD_TYPE", "xml"),
+    ("ZEROBUS_TRANSPORT", "grpc"),
+    ("ZEROBUS_IPC_COMPRESSION", "lz4"),
     ("ZEROBUS_WHEN_INFLIGHT_FULL", "drop"),
     ("OTLP_LOG_LEVEL", "loud"),
     ("ZEROBUS_FAILURE_RATE_THRESHOLD", "a lot"),
@@ -710,6 +723,8 @@ def test_from_yaml_absent_keys_keep_defaults(tmp_path):
     ("retry:\n  max_attempts: lots\n", 4, "retry.max_attempts", "lots"),
     ("retry:\n  max_atempts: 3\n", 4, "retry.max_atempts", "unknown key"),
     ("stream:\n  record_type: xml\n", 4, "stream.record_type", "xml"),
+    ("stream:\n  transport: http\n", 4, "stream.transport", "http"),
+    ("stream:\n  ipc_compression: snappy\n", 4, "stream.ipc_compression", "snappy"),
     ("debug:\n  enabled: maybe\n", 4, "debug.enabled", "maybe"),
     ("zerobus_writer_disabled: sometimes\n", 3, "zerobus_writer_disabled", "sometimes"),
     ("bogus_key: 1\n", 3, "bogus_key", "unknown"),
@@ -822,3 +837,80 @@ def test_empty_credentials_are_refused_by_validate():
     with pytest.raises(ConfigurationError) as excinfo:
         config(client_id="", client_secret="", unity_catalog_url="https://ws.example.com").validate()
     assert_config_error(excinfo, "client_id")
+
+
+# ---- transport and ipc_compression ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["protobuf", "json", "arrow_flight", "Arrow_Flight"])
+def test_transport_keyword_is_kept_canonical_and_validates(transport):
+    c = config(**CREDS, transport=transport)
+    assert c.transport == transport.lower()
+    assert f"transport={transport.lower()!r}" in repr(c)
+    assert c._native().to_dict()["transport"] == transport.lower()
+    c.validate()
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4_frame", "zstd", "ZSTD"])
+def test_ipc_compression_with_arrow_flight(compression):
+    c = config(**CREDS, transport="arrow_flight", ipc_compression=compression)
+    assert c.ipc_compression == compression.lower()
+    assert f"ipc_compression={compression.lower()!r}" in repr(c)
+    c.validate()
+
+
+@pytest.mark.parametrize("name,value,allowed", [
+    ("transport", "flight", "protobuf, json, arrow_flight"),
+    ("transport", "", "protobuf, json, arrow_flight"),
+    ("transport", "proto", "protobuf, json, arrow_flight"),
+    ("ipc_compression", "lz4", "none, lz4_frame, zstd"),
+    ("ipc_compression", "gzip", "none, lz4_frame, zstd"),
+    ("ipc_compression", "", "none, lz4_frame, zstd"),
+])
+def test_bad_transport_values_name_the_option_and_the_choices(name, value, allowed):
+    with pytest.raises(ConfigurationError) as excinfo:
+        config(**{name: value})
+    message = assert_config_error(excinfo, name)
+    assert f"{name}: '{value}' is not one of {allowed}" in message
+
+
+def test_record_type_json_agrees_with_transport_json():
+    config(**CREDS, record_type="json", transport="json").validate()
+    config(**CREDS, record_type="json").validate()
+
+
+@pytest.mark.parametrize("options,names,detail", [
+    (dict(transport="arrow_flight", record_type="json"), ("transport", "record_type"),
+     "transport 'arrow_flight' conflicts with record_type 'json'"),
+    (dict(ipc_compression="zstd"), ("ipc_compression", "transport"),
+     "ipc_compression 'zstd' needs transport 'arrow_flight' (transport is 'protobuf')"),
+    (dict(transport="json", ipc_compression="lz4_frame"), ("ipc_compression", "transport"),
+     "ipc_compression 'lz4_frame' needs transport 'arrow_flight' (transport is 'json')"),
+    (dict(record_type="json", ipc_compression="zstd"), ("ipc_compression",),
+     "(transport is 'json')"),
+    (dict(transport="arrow_flight", descriptor_source="given", descriptor=b"\n\x03Row"),
+     ("descriptor_source", "arrow_flight"),
+     "descriptor_source 'given' (a protobuf descriptor) cannot be used with transport "
+     "'arrow_flight'"),
+])
+def test_transport_conflicts_are_configuration_errors_naming_both_options(options, names, detail):
+    c = config(**CREDS, **options)  # the constructor checks only the debug directory
+    with pytest.raises(ConfigurationError) as excinfo:
+        c.validate()
+    message = assert_config_error(excinfo, *names)
+    assert detail in message
+
+
+def test_transport_from_env_and_yaml(clean_env, tmp_path):
+    clean_env.setenv("ZEROBUS_ENDPOINT", ENDPOINT)
+    clean_env.setenv("ZEROBUS_TABLE_NAME", TABLE)
+    clean_env.setenv("ZEROBUS_TRANSPORT", "arrow_flight")
+    clean_env.setenv("ZEROBUS_IPC_COMPRESSION", "zstd")
+    c = WrapperConfiguration.from_env()
+    assert (c.transport, c.ipc_compression) == ("arrow_flight", "zstd")
+    path = write(tmp_path, f"zerobus_endpoint: {ENDPOINT}\ntable_name: {TABLE}\n"
+                           "stream:\n  transport: arrow_flight\n  ipc_compression: lz4_frame\n")
+    c = WrapperConfiguration.from_yaml(path)
+    assert (c.transport, c.ipc_compression) == ("arrow_flight", "lz4_frame")
+    assert c.replace(transport="json", ipc_compression="none").transport == "json"
+    assert pickle.loads(pickle.dumps(c)) == c

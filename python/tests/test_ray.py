@@ -741,3 +741,17 @@ def test_ray_start_problem_is_recognized(tmp_path):
     assert "Ray cannot start here" in run.stdout and "opentelemetry-api" in run.stdout
     # Here (the environment the suite runs in) there is no problem.
     assert ray_start_problem() is None
+
+
+def test_transport_options_are_datasink_keywords():
+    config = WrapperConfiguration("http://127.0.0.1:1", "main.default.t", client_id="c",
+                                  client_secret="s", unity_catalog_url="http://127.0.0.1:2")
+    sink = ZerobusDatasink(config, transport="arrow_flight", ipc_compression="zstd")
+    assert (sink.config.transport, sink.config.ipc_compression) == ("arrow_flight", "zstd")
+    with pytest.raises(ConfigurationError, match="transport: 'flight' is not one of"):
+        ZerobusDatasink(config, transport="flight")
+    with pytest.raises(ConfigurationError, match="ipc_compression 'zstd' needs transport"):
+        ZerobusDatasink(config, ipc_compression="zstd")
+    # Without a config object the names and values are checked on the driver too.
+    with pytest.raises(ConfigurationError, match="ipc_compression: 'lz4' is not one of"):
+        ZerobusDatasink(ipc_compression="lz4")

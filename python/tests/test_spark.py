@@ -285,6 +285,8 @@ def test_every_wrapper_option_converts_from_spark_text(monkeypatch, tmp_path):
         "application_name": "spark-test",
         "ca_file": str(tmp_path / "ca.pem"),
         "record_type": "json",
+        "transport": "json",
+        "ipc_compression": "lz4_frame",
         "descriptor_source": "given",
         "descriptor": descriptor.SerializeToString(),
         "failure_rate_threshold": 0.25,
@@ -812,3 +814,17 @@ def test_example_spark_write_runs():
                           env=env_vars, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "example OK" in done.stdout, done.stdout
+
+
+def test_transport_options_from_spark_text(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("ZEROBUS_", "UNITY_", "DEBUG_", "OTLP_", "RETRY_")):
+            monkeypatch.delenv(name)
+    config, _ = zspark._resolve({"table": "a.b.c", "endpoint": "http://localhost:1",
+                                 "transport": "ARROW_FLIGHT", "ipc_compression": "lz4_frame"})
+    assert (config.transport, config.ipc_compression) == ("arrow_flight", "lz4_frame")
+    for name, value, detail in [("transport", "flight", "protobuf, json, arrow_flight"),
+                                ("ipc_compression", "gzip", "none, lz4_frame, zstd")]:
+        with pytest.raises(ConfigurationError) as excinfo:
+            zspark._resolve({"table": "a.b.c", "endpoint": "http://localhost:1", name: value})
+        assert f"{name}: '{value}' is not one of {detail}" in str(excinfo.value)

@@ -140,6 +140,24 @@ std::string_view RecordFormatName(RecordFormat v) {
   return v == RecordFormat::kJson ? "json" : "proto";
 }
 
+std::string_view TransportName(Transport v) {
+  switch (v) {
+    case Transport::kJson: return "json";
+    case Transport::kArrowFlight: return "arrow_flight";
+    case Transport::kProtobuf: break;
+  }
+  return "protobuf";
+}
+
+std::string_view IpcCompressionName(IpcCompression v) {
+  switch (v) {
+    case IpcCompression::kLz4Frame: return "lz4_frame";
+    case IpcCompression::kZstd: return "zstd";
+    case IpcCompression::kNone: break;
+  }
+  return "none";
+}
+
 std::string_view DescriptorSourceName(DescriptorSource v) {
   switch (v) {
     case DescriptorSource::kGiven: return "given";
@@ -179,6 +197,23 @@ arrow::Result<RecordFormat> ParseRecordFormat(std::string_view text, std::string
   if (v == "proto" || v == "protobuf") return RecordFormat::kProto;
   if (v == "json") return RecordFormat::kJson;
   return BadEnum(option, text, "proto, json");
+}
+
+arrow::Result<Transport> ParseTransport(std::string_view text, std::string_view option) {
+  const std::string v = ToLower(text);
+  for (Transport t : {Transport::kProtobuf, Transport::kJson, Transport::kArrowFlight}) {
+    if (v == TransportName(t)) return t;
+  }
+  return BadEnum(option, text, "protobuf, json, arrow_flight");
+}
+
+arrow::Result<IpcCompression> ParseIpcCompression(std::string_view text,
+                                                  std::string_view option) {
+  const std::string v = ToLower(text);
+  for (IpcCompression c : {IpcCompression::kNone, IpcCompression::kLz4Frame, IpcCompression::kZstd}) {
+    if (v == IpcCompressionName(c)) return c;
+  }
+  return BadEnum(option, text, "none, lz4_frame, zstd");
 }
 
 arrow::Result<DescriptorSource> ParseDescriptorSource(std::string_view text,
@@ -492,6 +527,26 @@ arrow::Status WrapperConfiguration::Validate() const {
     }
   }
 
+  // Transport. record_type is the older spelling of the first two transports.
+  if (transport == Transport::kArrowFlight && record_type == RecordFormat::kJson) {
+    return ConfigurationError(
+        "transport 'arrow_flight' conflicts with record_type 'json': Arrow Flight sends Arrow "
+        "record batches, not JSON rows (drop record_type, or use transport 'json')");
+  }
+  if (ipc_compression != IpcCompression::kNone && transport != Transport::kArrowFlight) {
+    return ConfigurationError(std::string("ipc_compression '") +
+                              std::string(IpcCompressionName(ipc_compression)) +
+                              "' needs transport 'arrow_flight' (transport is '" +
+                              std::string(TransportName(effective_transport())) +
+                              "'): only Arrow Flight sends Arrow IPC");
+  }
+  if (transport == Transport::kArrowFlight && descriptor_source == DescriptorSource::kGiven) {
+    return ConfigurationError(
+        "descriptor_source 'given' (a protobuf descriptor) cannot be used with transport "
+        "'arrow_flight', which sends Arrow batches: use descriptor_source 'arrow_schema' or "
+        "'unity_catalog' for the table's schema");
+  }
+
   // Descriptor source.
   if (descriptor_source == DescriptorSource::kGiven && !descriptor) {
     return ConfigurationError("descriptor is required when descriptor_source is 'given'");
@@ -593,6 +648,8 @@ std::string WrapperConfiguration::ToString() const {
      << ", recovery_retries=" << recovery_retries << ", flush_timeout_ms=" << flush_timeout_ms
      << ", ack_timeout_ms=" << ack_timeout_ms << ", application_name=" << Opt(application_name)
      << ", ca_file=" << Opt(ca_file) << ", record_type=" << RecordFormatName(record_type)
+     << ", transport=" << TransportName(transport)
+     << ", ipc_compression=" << IpcCompressionName(ipc_compression)
      << ", descriptor_source=" << DescriptorSourceName(descriptor_source)
      << ", descriptor=" << (descriptor ? "'" + descriptor->name() + "'" : std::string("None"))
      << ", failure_rate_threshold=" << failure_rate_threshold

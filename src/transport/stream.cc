@@ -29,6 +29,8 @@
 #include "arrow_zerobus/log.h"
 #include "transport/channel_internal.h"
 #include "transport/endpoint_internal.h"
+#include "transport/flight_wire_internal.h"
+#include "transport/protocol_internal.h"
 #include "transport/wire_internal.h"
 
 namespace arrow_zerobus {
@@ -128,8 +130,22 @@ arrow::Status StreamOptions::Validate() const {
                                 "' must be a three-part name catalog.schema.table");
     }
   }
-  if (record_type != RecordType::kProto && record_type != RecordType::kJson) {
-    return ConfigurationError("record_type must be kProto or kJson");
+  if (record_type != RecordType::kProto && record_type != RecordType::kJson &&
+      record_type != RecordType::kArrow) {
+    return ConfigurationError("record_type must be kProto, kJson or kArrow");
+  }
+  if (record_type == RecordType::kArrow) {
+    if (!arrow_schema || arrow_schema->num_fields() == 0) {
+      return ConfigurationError("arrow_schema with at least one field is required for "
+                                "record_type kArrow");
+    }
+    auto nested = internal::CheckFlightSchema(*arrow_schema);
+    if (!nested.ok()) return ConfigurationError("arrow_schema: " + nested.message());
+    if (flight_piece_bytes < 1) {
+      return ConfigurationError("flight_piece_bytes must be at least 1, got " +
+                                std::to_string(flight_piece_bytes));
+    }
+    ARROW_RETURN_NOT_OK(internal::FlightIpcOptions(ipc_compression).status());
   }
   if (record_type == RecordType::kProto && !descriptor.has_value()) {
     return ConfigurationError("descriptor is required for record_type kProto");
@@ -193,6 +209,9 @@ struct Request {
   int64_t num_records = 0;
   std::shared_ptr<arrow::Buffer> owner;
   std::string_view bytes;
+  std::shared_ptr<const internal::FlightPiece> piece;  // kArrow instead of owner/bytes
+  int64_t size = 0;        // bytes counted by flow control
+  int64_t acked_rows = 0;  // kArrow: rows at the front already durable (cumulative acks)
   int32_t sends = 0;
   arrow::Future<IngestAck> future;
 };
@@ -202,10 +221,8 @@ struct RpcOps {
   std::shared_ptr<internal::Rpc> rpc;
   bool write = false;
   // The ingest request to write (offset on this RPC).
-  bool write_batch = true;
+  internal::OutgoingRequest write_request;
   int64_t write_offset = 0;
-  std::shared_ptr<arrow::Buffer> write_owner;
-  std::string_view write_bytes;
   bool writes_done = false;
   bool cancel = false;
   bool remove_hold = false;
@@ -272,6 +289,10 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   using Rpc = internal::Rpc;
 
   StreamOptions options;
+  std::unique_ptr<internal::WireProtocol> protocol;
+  // kArrow: the schema on the wire (dictionaries decoded) and the IPC options of the pieces.
+  std::shared_ptr<arrow::Schema> flight_schema;
+  arrow::ipc::IpcWriteOptions flight_ipc;
   internal::ChannelSettings channel_settings;
   std::string ca_pem;
 
@@ -298,6 +319,9 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   int64_t rpc_base_seq = 0;   // seq at wire offset 0 of the current RPC
   int64_t next_send_seq = 0;  // next seq to write on the current RPC
   int64_t rpc_acked = -1;     // highest acked wire offset on the current RPC
+  // Cumulative-row acks (kArrow): rows written on and acked by the current RPC.
+  int64_t rpc_rows_sent = 0;
+  int64_t rpc_rows_acked = 0;
   Clock::time_point last_progress;
   Clock::time_point backoff_until;
   Clock::time_point attempt_deadline;
@@ -331,17 +355,17 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
           worker_cv.notify_all();
         }
         ops->write = true;
-        ops->write_batch = req.batch;
+        ops->write_request = internal::OutgoingRequest{req.batch, req.owner, req.bytes, req.piece,
+                                                       req.acked_rows};
         ops->write_offset = next_send_seq - rpc_base_seq;
-        ops->write_owner = req.owner;
-        ops->write_bytes = req.bytes;
         if (req.sends > 0) {
           ++stats.requests_replayed;
-          stats.records_replayed += req.num_records;
+          stats.records_replayed += req.num_records - req.acked_rows;
         }
+        rpc_rows_sent += req.num_records - req.acked_rows;
         ++req.sends;
         ++stats.requests_sent;
-        stats.bytes_sent += static_cast<int64_t>(req.bytes.size());
+        stats.bytes_sent += req.size;
         ++next_send_seq;
         r->writing = true;
         return;
@@ -380,8 +404,18 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
     phase = Phase::kFailed;
     final_status = std::move(status);
     for (auto& req : pending) {
-      unacked.push_back(UnackedRequest{req.seq, req.batch, req.num_records, req.owner, req.bytes,
-                                       req.sends});
+      UnackedRequest u;
+      u.seq = req.seq;
+      u.batch = req.batch;
+      u.num_records = req.num_records - req.acked_rows;
+      u.owner = req.owner;
+      u.bytes = req.bytes;
+      u.sends = req.sends;
+      if (req.piece) {
+        u.rows = req.piece->rows->Slice(req.acked_rows);
+        u.acked_rows = req.acked_rows;
+      }
+      unacked.push_back(std::move(u));
       ++stats.requests_failed;
       to_fail.push_back(std::move(req));
     }
@@ -395,24 +429,27 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
     state_cv.notify_all();
   }
 
-  arrow::Status ProtocolError(std::string what) {
-    return MakeError(ErrorKind::kTransmission, false, "protocol error from the server: " + what);
-  }
+  arrow::Status ProtocolError(std::string what) { return internal::ProtocolError(std::move(what)); }
 
-  void OnMessage(const std::shared_ptr<Rpc>& r, const pb::EphemeralStreamResponse& msg,
-                 RpcOps* ops) {
+  void OnEvent(const std::shared_ptr<Rpc>& r, const internal::WireEvent& ev, RpcOps* ops) {
+    using Kind = internal::WireEvent::Kind;
     if (r != rpc) return;  // a detached RPC: its acks are covered by the replay
-    switch (msg.payload_case()) {
-      case pb::EphemeralStreamResponse::kCreateStreamResponse: {
+    switch (ev.kind) {
+      case Kind::kError:
+        CancelRpc(r, ev.error, ops);
+        return;
+      case Kind::kOpened: {
         if (r->created) return;
         r->created = true;
-        stats.stream_id = msg.create_stream_response().stream_id();
+        stats.stream_id = ev.stream_id;
         ++stats.rpcs_opened;
         if (phase != Phase::kConnecting) return;
         phase = Phase::kOpen;
         rpc_base_seq = pending.empty() ? next_seq : pending.front().seq;
         next_send_seq = rpc_base_seq;
         rpc_acked = -1;
+        rpc_rows_sent = 0;
+        rpc_rows_acked = 0;
         last_progress = Clock::now();
         if (pending.empty()) {
           // Nothing to prove by an ack: the open itself is progress.
@@ -424,17 +461,12 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         Pump(r, ops);
         return;
       }
-      case pb::EphemeralStreamResponse::kIngestRecordResponse: {
-        const auto& ack = msg.ingest_record_response();
+      case Kind::kAckOffset: {
         if (!r->created) {
           CancelRpc(r, ProtocolError("ack before create_stream_response"), ops);
           return;
         }
-        if (!ack.has_durability_ack_up_to_offset()) {
-          CancelRpc(r, ProtocolError("ack without durability_ack_up_to_offset"), ops);
-          return;
-        }
-        const int64_t w = ack.durability_ack_up_to_offset();
+        const int64_t w = ev.value;
         const int64_t sent = next_send_seq - rpc_base_seq;
         if (w < rpc_acked) {
           CancelRpc(r,
@@ -453,32 +485,46 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         if (w == rpc_acked) return;
         AZ_TRACE("ack %lld (base %lld)", static_cast<long long>(w),
                  static_cast<long long>(rpc_base_seq));
-        rpc_acked = w;
         const int64_t durable = rpc_base_seq + w;
-        while (!pending.empty() && pending.front().seq <= durable) {
-          Request& req = pending.front();
-          inflight_bytes -= static_cast<int64_t>(req.bytes.size());
-          ++stats.requests_acked;
-          stats.records_acked += req.num_records;
-          stats.bytes_acked += static_cast<int64_t>(req.bytes.size());
-          to_complete.push_back(std::move(req));
-          pending.pop_front();
-        }
-        last_progress = Clock::now();
-        failed_attempts = 0;
-        auth_retry_used = false;
-        worker_cv.notify_all();
-        state_cv.notify_all();
+        while (!pending.empty() && pending.front().seq <= durable) CompleteFront();
+        OnAckProgress();
         return;
       }
-      case pb::EphemeralStreamResponse::kCloseStreamSignal: {
+      case Kind::kAckRecords: {
+        // Cumulative rows of this RPC: a request is durable once the count covers its last row.
+        // Lower or equal counts (0 included) say nothing new; more than was sent is a lie that
+        // would corrupt what recovery replays, so it ends the stream.
+        const int64_t n = ev.value;
+        if (n > rpc_rows_sent) {
+          CancelRpc(r,
+                    ProtocolError("ack claims " + std::to_string(n) + " records, but only " +
+                                  std::to_string(rpc_rows_sent) +
+                                  " records were sent on this stream"),
+                    ops);
+          return;
+        }
+        if (n <= rpc_rows_acked) return;
+        AZ_TRACE("ack %lld records (base %lld)", static_cast<long long>(n),
+                 static_cast<long long>(rpc_base_seq));
+        int64_t fresh = n - rpc_rows_acked;
+        rpc_rows_acked = n;
+        while (fresh > 0 && !pending.empty() && pending.front().seq < next_send_seq) {
+          Request& req = pending.front();
+          const int64_t left = req.num_records - req.acked_rows;
+          if (fresh < left) {
+            req.acked_rows += fresh;  // partly durable: a replay sends only the rest
+            break;
+          }
+          fresh -= left;
+          CompleteFront();
+        }
+        OnAckProgress();
+        return;
+      }
+      case Kind::kCloseSignal: {
         ++stats.close_signals;
         if (phase != Phase::kOpen || !options.recovery) return;
-        const auto& d = msg.close_stream_signal().duration();
-        // Clamped: a duration of centuries means "as long as it takes" here.
-        milliseconds wait{std::min<int64_t>(d.seconds(), 1'000'000'000) * 1000 +
-                          d.nanos() / 1'000'000};
-        if (wait.count() < 0) wait = milliseconds(0);
+        milliseconds wait = std::max(ev.close_after, milliseconds(0));
         if (options.stream_paused_max_wait) wait = std::min(wait, *options.stream_paused_max_wait);
         phase = Phase::kPaused;
         pause_deadline = After(Clock::now(), wait);
@@ -486,14 +532,33 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         state_cv.notify_all();
         return;
       }
-      default:
-        return;  // unknown payloads from a newer server are ignored
     }
+  }
+
+  // The oldest pending request is durable.
+  void CompleteFront() {
+    Request& req = pending.front();
+    rpc_acked = req.seq - rpc_base_seq;
+    inflight_bytes -= req.size;
+    ++stats.requests_acked;
+    stats.records_acked += req.num_records;
+    stats.bytes_acked += req.size;
+    to_complete.push_back(std::move(req));
+    pending.pop_front();
+  }
+
+  void OnAckProgress() {
+    last_progress = Clock::now();
+    failed_attempts = 0;
+    auth_retry_used = false;
+    worker_cv.notify_all();
+    state_cv.notify_all();
   }
 
   // The error an ended RPC reports.
   arrow::Status RpcEndStatus(const Rpc& r) {
     if (r.cancel_reason) return *r.cancel_reason;
+    if (auto known = protocol->EndStatus(r.status)) return *known;
     const int code = static_cast<int>(r.status.error_code());
     const std::string& message = r.status.error_message();
     if (code == 0) {
@@ -610,13 +675,15 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
     int64_t last = -1;
     for (auto& req : done) {
       last = req.seq;
-      IngestAck ack{req.seq, req.num_records, static_cast<int64_t>(req.bytes.size()), req.sends};
+      IngestAck ack{req.seq, req.num_records, req.size, req.sends};
       req.owner.reset();
+      req.piece.reset();
       req.future.MarkFinished(ack);
     }
     for (auto& req : failed) {
       last = std::max(last, req.seq);
       req.owner.reset();
+      req.piece.reset();
       req.future.MarkFinished(status);
     }
     done.clear();
@@ -676,9 +743,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       h.push_back(std::move(kv));
     }
     h.emplace_back("x-databricks-zerobus-table-name", options.table_name);
-    grpc::ByteBuffer create = internal::MakeCreateStreamRequest(
-        options.table_name, options.record_type,
-        options.record_type == RecordType::kProto ? &*options.descriptor : nullptr);
+    grpc::ByteBuffer create = protocol->OpenRequest();
     lk.unlock();
     r->Start(h, std::move(create));
     lk.lock();
@@ -840,7 +905,7 @@ namespace internal {
 void Rpc::Start(const Headers& headers, grpc::ByteBuffer create_request) {
   for (const auto& [key, value] : headers) ctx.AddMetadata(key, value);
   grpc::GenericStub stub(channel_);
-  stub.PrepareBidiStreamingCall(&ctx, kEphemeralStreamMethod, grpc::StubOptions(), this);
+  stub.PrepareBidiStreamingCall(&ctx, core_->protocol->method(), grpc::StubOptions(), this);
   AddHold();  // writes are started from outside reactions
   StartRead(&read_buf_);
   write_buf_ = std::move(create_request);
@@ -850,10 +915,25 @@ void Rpc::Start(const Headers& headers, grpc::ByteBuffer create_request) {
 
 void Rpc::Execute(RpcOps& ops) {
   if (ops.write) {
-    write_buf_ = MakeIngestRequest(ops.write_batch, core_->options.record_type, ops.write_offset,
-                                   ops.write_owner, ops.write_bytes, core_->options.zero_copy);
-    ops.write_owner.reset();
-    StartWrite(&write_buf_);
+    auto framed = core_->protocol->Frame(ops.write_request, ops.write_offset);
+    ops.write_request = {};
+    if (framed.ok()) {
+      write_buf_ = std::move(*framed);
+      StartWrite(&write_buf_);
+    } else {
+      // Cannot happen short of memory: the request was encoded once already at admission.
+      RpcOps more;
+      {
+        std::lock_guard<std::mutex> lk(core_->mu);
+        writing = false;
+        core_->CancelRpc(ops.rpc, MakeError(ErrorKind::kTransmission, false,
+                                         "cannot frame a request: " + framed.status().message()),
+                         &more);
+        core_->MaybeReleaseHold(ops.rpc, &more);
+      }
+      if (more.cancel) ctx.TryCancel();
+      if (more.remove_hold) RemoveHold();
+    }
   }
   if (ops.writes_done) StartWritesDone();
   if (ops.cancel) ctx.TryCancel();
@@ -869,15 +949,16 @@ void Rpc::OnReadDone(bool ok) {
     dead = true;
     core_->MaybeReleaseHold(me, &ops);
   } else {
-    pb::EphemeralStreamResponse msg;
-    const bool parsed = ParseResponse(&read_buf_, &msg);
+    std::vector<internal::WireEvent> events;
+    bool opened;
     {
       std::lock_guard<std::mutex> lk(core_->mu);
-      if (!parsed) {
-        core_->CancelRpc(me, core_->ProtocolError("unparseable EphemeralStreamResponse"), &ops);
-      } else {
-        core_->OnMessage(me, msg, &ops);
-      }
+      opened = created;
+    }
+    core_->protocol->Parse(&read_buf_, opened, &events);
+    {
+      std::lock_guard<std::mutex> lk(core_->mu);
+      for (const auto& ev : events) core_->OnEvent(me, ev, &ops);
     }
     StartRead(&read_buf_);
   }
@@ -944,6 +1025,13 @@ arrow::Result<std::unique_ptr<ZerobusStream>> ZerobusStream::Open(StreamOptions 
     }
     ARROW_ASSIGN_OR_RAISE(core->ca_pem, internal::ReadCaFile(options.ca_file, "ca_file"));
   }
+  if (options.record_type == RecordType::kArrow) {
+    ARROW_ASSIGN_OR_RAISE(core->protocol, internal::MakeFlightProtocol(options));
+    core->flight_schema = internal::FlightWireSchema(*options.arrow_schema);
+    ARROW_ASSIGN_OR_RAISE(core->flight_ipc, internal::FlightIpcOptions(options.ipc_compression));
+  } else {
+    core->protocol = internal::MakeEphemeralProtocol(options);
+  }
   core->options = std::move(options);
   core->backoff_until = Clock::now();
   {
@@ -973,14 +1061,21 @@ ZerobusStream::~ZerobusStream() {
   core_->state_cv.wait_for(lk, std::chrono::seconds(5), [&] { return core_->live_rpcs == 0; });
 }
 
-arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(std::shared_ptr<arrow::Buffer> owner,
-                                                             std::string_view bytes,
-                                                             int64_t num_records, bool batch) {
+arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(
+    std::shared_ptr<arrow::Buffer> owner, std::string_view bytes, int64_t num_records, bool batch,
+    std::shared_ptr<const internal::FlightPiece> piece, int64_t* seq) {
   Core& c = *core_;
-  const int64_t size = static_cast<int64_t>(bytes.size());
-  // The encoder chunks by the same rule, so every chunk it makes is admitted.
+  if ((c.options.record_type == RecordType::kArrow) != (piece != nullptr)) {
+    return MakeError(ErrorKind::kConversion, false,
+                     piece ? "IngestArrowBatch needs a stream with record_type kArrow"
+                           : "an Arrow Flight stream (record_type kArrow) takes only "
+                             "IngestArrowBatch");
+  }
+  const int64_t size = piece ? piece->wire_bytes : static_cast<int64_t>(bytes.size());
+  // The encoder chunks by the same rule, so every chunk it makes is admitted. (Flight has no
+  // known per-message limit; its pieces are bounded by flight_piece_bytes.)
   const int64_t request = encode_internal::IngestRequestSize(size);
-  if (request > kDefaultMaxRequestBytes) {
+  if (!piece && request > kDefaultMaxRequestBytes) {
     return MakeError(ErrorKind::kTransmission, false,
                      "request of " + std::to_string(request) + " bytes (" + std::to_string(size) +
                          " bytes of records and the request header) exceeds the limit of " +
@@ -1027,10 +1122,13 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(std::shared_ptr<arr
     }
     Request req;
     req.seq = c.next_seq++;
+    if (seq) *seq = req.seq;
     req.batch = batch;
     req.num_records = num_records;
     req.owner = std::move(owner);
     req.bytes = bytes;
+    req.piece = std::move(piece);
+    req.size = size;
     req.future = future;
     c.pending.push_back(std::move(req));
     c.inflight_bytes += size;
@@ -1073,6 +1171,57 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::IngestChunk(const Encoded
   std::string_view bytes(reinterpret_cast<const char*>(batch.buffer->data()) + from,
                          static_cast<size_t>(to - from));
   return Admit(batch.buffer, bytes, range.end - range.begin, true);
+}
+
+std::vector<ZerobusStream::ArrowPiece> ZerobusStream::IngestArrowBatch(
+    std::shared_ptr<arrow::RecordBatch> batch) {
+  Core& c = *core_;
+  const int64_t rows = batch ? batch->num_rows() : 0;
+  std::vector<ArrowPiece> out;
+  auto refuse_all = [&](arrow::Status st) {
+    out.push_back(ArrowPiece{RecordRange{0, rows}, arrow::Future<IngestAck>::MakeFinished(st)});
+    return out;
+  };
+  if (c.options.record_type != RecordType::kArrow) {
+    return refuse_all(ConversionError("IngestArrowBatch needs a stream with record_type kArrow"));
+  }
+  if (rows == 0) {
+    return refuse_all(ConversionError(
+        std::string("a record batch for the Arrow Flight stream needs at least one row, got ") +
+        (batch ? "0 rows" : "no batch")));
+  }
+  std::string mismatch = internal::DescribeSchemaMismatch(*batch->schema(), *c.options.arrow_schema);
+  if (!mismatch.empty()) {
+    return refuse_all(ConversionError("record batch does not match the stream's arrow_schema: " +
+                                      mismatch));
+  }
+  auto hydrated = internal::HydrateDictionaries(batch, c.flight_schema);
+  if (!hydrated.ok()) {
+    return refuse_all(ConversionError("cannot decode the dictionary columns: " +
+                                      hydrated.status().message()));
+  }
+  arrow::Status refused;
+  for (const auto& range : internal::SplitForFlight(**hydrated, c.options.flight_piece_bytes)) {
+    if (refused.ok()) {
+      auto piece = internal::EncodeFlightPiece(
+          (*hydrated)->Slice(range.begin, range.end - range.begin), c.flight_ipc);
+      if (!piece.ok()) {
+        refused = ConversionError("cannot encode rows [" + std::to_string(range.begin) + ", " +
+                                  std::to_string(range.end) + ") as Arrow IPC: " +
+                                  piece.status().message());
+      } else {
+        int64_t seq = -1;
+        auto f = Admit(nullptr, {}, range.end - range.begin, true, std::move(*piece), &seq);
+        if (f.ok()) {
+          out.push_back(ArrowPiece{range, std::move(*f), seq});
+          continue;
+        }
+        refused = f.status();
+      }
+    }
+    out.push_back(ArrowPiece{range, arrow::Future<IngestAck>::MakeFinished(refused)});
+  }
+  return out;
 }
 
 std::vector<arrow::Future<IngestAck>> ZerobusStream::IngestEncodedBatch(

@@ -4,6 +4,7 @@
 #include <grpcpp/support/slice.h>
 
 #include "arrow_zerobus/errors.h"
+#include "transport/protocol_internal.h"
 
 namespace arrow_zerobus::internal {
 
@@ -137,6 +138,85 @@ arrow::Result<int64_t> CountFramedRecords(std::string_view framed) {
 bool ParseResponse(grpc::ByteBuffer* buffer, pb::EphemeralStreamResponse* out) {
   return grpc::GenericDeserialize<grpc::ProtoBufferReader, pb::EphemeralStreamResponse>(buffer, out)
       .ok();
+}
+
+}  // namespace arrow_zerobus::internal
+
+// ---- the EphemeralStream protocol ---------------------------------------------------------------
+
+namespace arrow_zerobus::internal {
+
+arrow::Status ProtocolError(std::string what, bool retryable) {
+  return MakeError(ErrorKind::kTransmission, retryable, "protocol error from the server: " + what);
+}
+
+namespace {
+
+class EphemeralProtocol : public WireProtocol {
+ public:
+  explicit EphemeralProtocol(const StreamOptions& options)
+      : type_(options.record_type),
+        zero_copy_(options.zero_copy),
+        create_(MakeCreateStreamRequest(
+            options.table_name, options.record_type,
+            options.record_type == RecordType::kProto ? &*options.descriptor : nullptr)) {}
+
+  const char* method() const override { return kEphemeralStreamMethod; }
+  grpc::ByteBuffer OpenRequest() const override { return create_; }
+
+  arrow::Result<grpc::ByteBuffer> Frame(const OutgoingRequest& request,
+                                        int64_t offset) const override {
+    return MakeIngestRequest(request.batch, type_, offset, request.owner, request.bytes,
+                             zero_copy_);
+  }
+
+  void Parse(grpc::ByteBuffer* message, bool opened,
+             std::vector<WireEvent>* events) const override {
+    pb::EphemeralStreamResponse msg;
+    WireEvent ev;
+    if (!ParseResponse(message, &msg)) {
+      ev.error = ProtocolError("unparseable EphemeralStreamResponse");
+      events->push_back(std::move(ev));
+      return;
+    }
+    switch (msg.payload_case()) {
+      case pb::EphemeralStreamResponse::kCreateStreamResponse:
+        if (opened) return;
+        ev.kind = WireEvent::Kind::kOpened;
+        ev.stream_id = msg.create_stream_response().stream_id();
+        break;
+      case pb::EphemeralStreamResponse::kIngestRecordResponse:
+        if (!msg.ingest_record_response().has_durability_ack_up_to_offset()) {
+          ev.error = ProtocolError("ack without durability_ack_up_to_offset");
+          break;
+        }
+        ev.kind = WireEvent::Kind::kAckOffset;
+        ev.value = msg.ingest_record_response().durability_ack_up_to_offset();
+        break;
+      case pb::EphemeralStreamResponse::kCloseStreamSignal: {
+        const auto& d = msg.close_stream_signal().duration();
+        // Clamped: a duration of centuries means "as long as it takes" here.
+        ev.kind = WireEvent::Kind::kCloseSignal;
+        ev.close_after = std::chrono::milliseconds{
+            std::min<int64_t>(d.seconds(), 1'000'000'000) * 1000 + d.nanos() / 1'000'000};
+        break;
+      }
+      default:
+        return;  // unknown payloads from a newer server are ignored
+    }
+    events->push_back(std::move(ev));
+  }
+
+ private:
+  RecordType type_;
+  bool zero_copy_;
+  grpc::ByteBuffer create_;
+};
+
+}  // namespace
+
+std::unique_ptr<WireProtocol> MakeEphemeralProtocol(const StreamOptions& options) {
+  return std::make_unique<EphemeralProtocol>(options);
 }
 
 }  // namespace arrow_zerobus::internal

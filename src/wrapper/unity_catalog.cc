@@ -12,6 +12,7 @@
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/wrapper.h"
 #include "common/http_client.h"
+#include "wrapper/wrapper_internal.h"
 
 namespace arrow_zerobus {
 
@@ -103,7 +104,10 @@ arrow::Result<std::shared_ptr<arrow::Schema>> ArrowSchemaFromUnityCatalogTable(
   return arrow::schema(std::move(fields));
 }
 
-arrow::Result<DescriptorProto> FetchUnityCatalogDescriptor(const UnityCatalogOptions& options) {
+namespace internal {
+
+arrow::Result<std::shared_ptr<arrow::Schema>> FetchUnityCatalogTableSchema(
+    const UnityCatalogOptions& options) {
   if (options.unity_catalog_url.empty()) {
     return ConfigurationError("unity_catalog_url is required to read the table's schema");
   }
@@ -143,11 +147,17 @@ arrow::Result<DescriptorProto> FetchUnityCatalogDescriptor(const UnityCatalogOpt
   if (status != 200) {
     return MakeError(ErrorKind::kConnection, true, "reading " + what + " failed" + suffix);
   }
-  ARROW_ASSIGN_OR_RAISE(auto schema, ArrowSchemaFromUnityCatalogTable(response->body));
+  return ArrowSchemaFromUnityCatalogTable(response->body);
+}
+
+}  // namespace internal
+
+arrow::Result<DescriptorProto> FetchUnityCatalogDescriptor(const UnityCatalogOptions& options) {
+  ARROW_ASSIGN_OR_RAISE(auto schema, internal::FetchUnityCatalogTableSchema(options));
   auto descriptor = DescriptorFromArrowSchema(*schema);
   if (!descriptor.ok()) {
-    return ConversionError("the columns of " + what +
-                           " have no descriptor: " + descriptor.status().message());
+    return ConversionError("the columns of Unity Catalog table '" + options.table_name +
+                           "' have no descriptor: " + descriptor.status().message());
   }
   return descriptor;
 }

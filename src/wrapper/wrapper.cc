@@ -23,11 +23,13 @@
 #include <arrow/io/interfaces.h>
 #include <arrow/record_batch.h>
 #include <arrow/type.h>
+#include <arrow/util/byte_size.h>
 #include <arrow/util/thread_pool.h>
 
 #include "arrow_zerobus/auth.h"
 #include "arrow_zerobus/encode.h"
 #include "arrow_zerobus/errors.h"
+#include "arrow_zerobus/flight_schema.h"
 #include "arrow_zerobus/log.h"
 #include "wrapper/json_rows_internal.h"
 #include "wrapper/wrapper_internal.h"
@@ -69,13 +71,29 @@ struct StreamHandle {
   // Wire sends of the request whose bytes start at `data` (0 when it never went out).
   int32_t SendsOf(const char* data) {
     std::lock_guard<std::mutex> lk(mu);
-    if (!taken) {
-      taken = true;
-      unacked = stream->TakeUnacked();
-      for (const auto& u : unacked) sends[u.bytes.data()] = u.sends;
-    }
+    TakeLocked();
     auto it = sends.find(data);
     return it == sends.end() ? 0 : it->second;
+  }
+  // Arrow Flight: the request numbered `seq` as taken back (null when it was acked or never
+  // admitted). Valid as long as the handle.
+  const UnackedRequest* UnackedOf(int64_t seq) {
+    std::lock_guard<std::mutex> lk(mu);
+    TakeLocked();
+    auto it = by_seq.find(seq);
+    return it == by_seq.end() ? nullptr : &unacked[it->second];
+  }
+  void TakeLocked() {
+    if (taken) return;
+    taken = true;
+    unacked = stream->TakeUnacked();
+    for (size_t i = 0; i < unacked.size(); ++i) {
+      if (unacked[i].rows) {
+        by_seq[unacked[i].seq] = i;
+      } else {
+        sends[unacked[i].bytes.data()] = unacked[i].sends;
+      }
+    }
   }
 
   std::unique_ptr<ZerobusStream> stream;
@@ -83,6 +101,7 @@ struct StreamHandle {
   bool taken = false;
   std::vector<UnackedRequest> unacked;
   std::unordered_map<const char*, int32_t> sends;
+  std::unordered_map<int64_t, size_t> by_seq;  // index into unacked
 };
 
 struct StreamSlot {
@@ -100,6 +119,7 @@ struct StreamSlot {
 
 struct StreamPool {
   DescriptorProto descriptor;
+  std::shared_ptr<arrow::Schema> arrow_schema;  // Arrow Flight pools: the streams' schema
   std::vector<std::unique_ptr<StreamSlot>> slots;
   std::atomic<uint64_t> next{0};  // rotates the tie-break among equally loaded slots
   // Sends (and encoders being planned) using the pool; guarded by Impl::mu. A pool is evicted
@@ -113,6 +133,8 @@ struct EncoderEntry {
   std::shared_ptr<StreamPool> pool;  // null when the writer is disabled
   // record_type json: transcodes the encoded rows (null for proto).
   std::shared_ptr<const internal::JsonRowsConverter> json;
+  // transport kArrowFlight (no encoder): the table the rows are cast for and its Flight schema.
+  std::shared_ptr<const FlightTarget> flight;
 };
 
 // Runs tasks at a given time on Arrow's I/O executor (a retry may block opening a stream, and must
@@ -185,6 +207,7 @@ struct Chunk {
   RecordRange range;
   int64_t bytes = 0;
   int32_t wire_sends = 0;
+  int64_t seq = -1;  // Arrow Flight: the piece's request number on the attempt's stream
 };
 
 }  // namespace
@@ -220,6 +243,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
   // Unity Catalog descriptor, fetched once (its own lock: the fetch is network I/O).
   std::mutex uc_mu;
   std::optional<DescriptorProto> uc_descriptor;
+  std::shared_ptr<const FlightTarget> uc_flight_target;  // Arrow Flight with kUnityCatalog
 
   // ---- counters (guarded by stats_mu) ----------------------------------------------------------
   mutable std::mutex stats_mu;
@@ -369,29 +393,52 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
 
   // ---- encoders and pools ----------------------------------------------------------------------
 
-  arrow::Result<DescriptorProto> UnityCatalogDescriptor() {
-    std::lock_guard<std::mutex> lk(uc_mu);
-    if (uc_descriptor) return *uc_descriptor;
+  UnityCatalogOptions UnityCatalogRequest() const {
     UnityCatalogOptions o = UnityCatalogOptions::Defaults();
     o.unity_catalog_url = config.unity_catalog_url.value_or("");
     o.table_name = config.table_name;
     o.headers_provider = headers;
     o.timeout = milliseconds(config.stream_open_timeout_ms);
     o.ca_file = config.ca_file.value_or("");
-    ARROW_ASSIGN_OR_RAISE(DescriptorProto d, FetchUnityCatalogDescriptor(o));
+    return o;
+  }
+
+  arrow::Result<DescriptorProto> UnityCatalogDescriptor() {
+    std::lock_guard<std::mutex> lk(uc_mu);
+    if (uc_descriptor) return *uc_descriptor;
+    ARROW_ASSIGN_OR_RAISE(DescriptorProto d, FetchUnityCatalogDescriptor(UnityCatalogRequest()));
     uc_descriptor = d;
     return d;
   }
 
+  // Arrow Flight: the table batches of `schema` land in: Unity Catalog's (fetched once), or the
+  // one the batch's schema maps to.
+  arrow::Result<std::shared_ptr<const FlightTarget>> FlightTargetFor(const arrow::Schema& schema) {
+    if (config.descriptor_source != DescriptorSource::kUnityCatalog) {
+      ARROW_ASSIGN_OR_RAISE(auto target, FlightTargetForArrowSchema(schema));
+      return std::make_shared<const FlightTarget>(std::move(target));
+    }
+    std::lock_guard<std::mutex> lk(uc_mu);
+    if (uc_flight_target) return uc_flight_target;
+    ARROW_ASSIGN_OR_RAISE(auto table_schema,
+                          internal::FetchUnityCatalogTableSchema(UnityCatalogRequest()));
+    ARROW_ASSIGN_OR_RAISE(auto target, FlightTargetForTableSchema(std::move(table_schema)));
+    uc_flight_target = std::make_shared<const FlightTarget>(std::move(target));
+    return uc_flight_target;
+  }
+
   // The pool for `descriptor`, with a lease taken (so it is not evicted while the caller
   // finishes planning); the caller gives the lease back or keeps it for a send.
-  std::shared_ptr<StreamPool> LeasePool(const DescriptorProto& descriptor) {
-    std::string key = descriptor.SerializeAsString();
+  std::shared_ptr<StreamPool> LeasePool(const DescriptorProto& descriptor,
+                                        std::shared_ptr<arrow::Schema> arrow_schema = nullptr) {
+    std::string key = arrow_schema ? "arrow:" + arrow_schema->ToString(/*show_metadata=*/true)
+                                   : descriptor.SerializeAsString();
     std::lock_guard<std::mutex> lk(mu);
     auto& pool = pools[key];
     if (!pool) {
       pool = std::make_shared<StreamPool>();
       pool->descriptor = descriptor;
+      pool->arrow_schema = std::move(arrow_schema);
       for (int32_t i = 0; i < config.streams_per_table; ++i) {
         pool->slots.push_back(std::make_unique<StreamSlot>());
       }
@@ -465,7 +512,10 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     }
     // Plan outside the lock: binding a wide schema takes a while.
     std::unique_ptr<RecordBatchEncoder> encoder;
-    switch (config.descriptor_source) {
+    std::shared_ptr<const FlightTarget> flight;
+    if (config.effective_transport() == Transport::kArrowFlight) {
+      ARROW_ASSIGN_OR_RAISE(flight, FlightTargetFor(*schema));
+    } else switch (config.descriptor_source) {
       case DescriptorSource::kArrowSchema: {
         ARROW_ASSIGN_OR_RAISE(encoder, RecordBatchEncoder::Make(schema));
         break;
@@ -483,8 +533,11 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     EncoderEntry entry;
     entry.schema = schema;
     entry.encoder = std::shared_ptr<RecordBatchEncoder>(std::move(encoder));
-    if (!config.zerobus_writer_disabled) {
-      if (config.record_type == RecordFormat::kJson) {
+    entry.flight = flight;
+    if (!config.zerobus_writer_disabled && flight) {
+      entry.pool = LeasePool(DescriptorProto(), flight->flight_schema);
+    } else if (!config.zerobus_writer_disabled) {
+      if (config.effective_transport() == Transport::kJson) {
         ARROW_ASSIGN_OR_RAISE(entry.json,
                               internal::JsonRowsConverter::Make(entry.encoder->descriptor()));
       }
@@ -515,8 +568,8 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     o.endpoint = config.endpoint;
     o.table_name = config.table_name;
     // JSON streams carry no descriptor: the table must exist (Zerobus checks the rows against it).
-    o.record_type =
-        config.record_type == RecordFormat::kJson ? RecordType::kJson : RecordType::kProto;
+    o.record_type = config.effective_transport() == Transport::kJson ? RecordType::kJson
+                                                                      : RecordType::kProto;
     o.descriptor = descriptor;
     o.headers_provider = headers;
     o.application_name = config.application_name.value_or("");
@@ -587,7 +640,14 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
       }
       slot.opening = true;
       lk.unlock();
-      auto opened = ZerobusStream::Open(StreamOptionsFor(pool.descriptor));
+      StreamOptions options = StreamOptionsFor(pool.descriptor);
+      if (pool.arrow_schema) {
+        options.record_type = RecordType::kArrow;
+        options.descriptor.reset();
+        options.arrow_schema = pool.arrow_schema;
+        options.ipc_compression = config.ipc_compression;
+      }
+      auto opened = ZerobusStream::Open(std::move(options));
       lk.lock();
       slot.opening = false;
       ++slot.open_generation;
@@ -643,6 +703,8 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     EncodedBatch encoded;
     EncodedBatch json_rows;
     const EncodedBatch* wire = nullptr;  // &encoded or &json_rows
+    // Arrow Flight: the rows cast to the stream's schema (encoded.source_rows maps them back).
+    std::shared_ptr<arrow::RecordBatch> flight_rows;
     std::vector<FailedRow> failed;
     std::vector<int64_t> successful;
     std::vector<Chunk> pending;   // not acknowledged yet
@@ -713,6 +775,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     }
     s.entry = std::move(*entry);
     s.leased = s.entry.pool != nullptr;  // given back in Complete
+    if (s.entry.flight) return PrepareFlight(batch, s);
     auto encoded_result = s.entry.encoder->Encode(batch);
     if (!encoded_result.ok()) {
       out.result = TransmissionResult::WholeBatchFailure(n, encoded_result.status());
@@ -777,6 +840,77 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     return true;
   }
 
+  // Arrow Flight: the rows cast to the stream's schema (rows that cannot be cast fail here, the
+  // rest go on), pending as one run that the stream splits into pieces.
+  bool PrepareFlight(const arrow::RecordBatch& batch, SendState& s) {
+    SendOutcome& out = s.out;
+    const int64_t n = s.n;
+    auto cast = CastForFlight(batch, *s.entry.flight);
+    if (!cast.ok()) {
+      out.result = TransmissionResult::WholeBatchFailure(n, cast.status());
+      if (GetErrorKind(cast.status()) != ErrorKind::kConversion) out.transmission_failed = n;
+      return false;
+    }
+    s.flight_rows = std::move(cast->batch);
+    if (cast->kept_rows.empty()) {
+      s.encoded.source_rows.resize(static_cast<size_t>(s.flight_rows->num_rows()));
+      for (size_t i = 0; i < s.encoded.source_rows.size(); ++i) {
+        s.encoded.source_rows[i] = static_cast<int64_t>(i);
+      }
+    } else {
+      s.encoded.source_rows = std::move(cast->kept_rows);
+    }
+    for (auto& f : cast->failures) {
+      s.encoded.failed_rows.push_back({f.row, "column '" + f.column + "': " + f.reason});
+    }
+    s.wire = &s.encoded;
+    s.failed = ConversionFailures(s.encoded);
+    const int64_t rows = s.encoded.num_records();
+    int64_t bytes = 0;
+    for (const auto& c : s.flight_rows->columns()) bytes += arrow::util::TotalBufferSize(*c);
+    if (config.zerobus_writer_disabled || rows == 0) {
+      // Writer disabled: the debug files are the output, every cast row counts as written.
+      std::vector<int64_t> successful;
+      if (config.zerobus_writer_disabled) successful = s.encoded.source_rows;
+      auto result =
+          TransmissionResult::FromRowOutcomes(n, std::move(successful), std::move(s.failed));
+      out.result = result.ok() ? std::move(*result)
+                               : TransmissionResult::WholeBatchFailure(n, result.status());
+      if (config.zerobus_writer_disabled) out.result.batch_size_bytes = bytes;
+      return false;
+    }
+    s.pending.push_back({RecordRange{0, rows}, bytes, 0});
+    return true;
+  }
+
+  // Arrow Flight: each pending run of rows goes to the stream as one batch, which splits it into
+  // pieces. s.pending becomes one chunk per piece, in the order of s.futures (a piece that was
+  // not admitted has a finished future with the reason), then the runs not handed over.
+  void AdmitFlight(SendState& s, ZerobusStream& stream) {
+    std::vector<Chunk> pieces;
+    size_t next = 0;
+    bool refused = false;
+    for (; next < s.pending.size() && !refused; ++next) {
+      const Chunk& c = s.pending[next];
+      const int64_t rows = c.range.end - c.range.begin;
+      for (auto& p : stream.IngestArrowBatch(s.flight_rows->Slice(c.range.begin, rows))) {
+        const int64_t part = p.range.end - p.range.begin;
+        Chunk piece{{c.range.begin + p.range.begin, c.range.begin + p.range.end},
+                    c.bytes * part / std::max<int64_t>(rows, 1), c.wire_sends, p.seq};
+        if (p.seq < 0) {
+          refused = true;
+        } else {
+          s.bytes_sent += piece.bytes;
+        }
+        pieces.push_back(piece);
+        s.futures.push_back(std::move(p.ack));
+      }
+    }
+    pieces.insert(pieces.end(), s.pending.begin() + static_cast<std::ptrdiff_t>(next),
+                  s.pending.end());
+    s.pending = std::move(pieces);
+  }
+
   // One attempt: a stream from the pool, every pending chunk handed to it; Collect runs when the
   // last chunk has its outcome. Runs on the caller's thread (first attempt) or the retry
   // executor (never on a stream's worker: IngestChunk may block there when the budget is full).
@@ -813,7 +947,9 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     slot.inflight_bytes.fetch_add(s->admitted_bytes);
     s->futures.clear();
     s->futures.reserve(s->pending.size());
-    for (const auto& c : s->pending) {
+    const std::vector<Chunk> none;  // Arrow Flight admits its own way
+    if (s->flight_rows) AdmitFlight(*s, stream);
+    for (const auto& c : s->flight_rows ? none : s->pending) {
       auto f = stream.IngestChunk(*s->wire, c.range);
       if (!f.ok()) {
         s->last_error = f.status();
@@ -853,7 +989,18 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
         s->finished.push_back(c);
       } else {
         s->last_error = r.status();
-        c.wire_sends += s->handle->SendsOf(s->wire->framed(c.range).data());
+        if (s->flight_rows) {
+          if (const UnackedRequest* u = s->handle->UnackedOf(c.seq)) {
+            c.wire_sends += u->sends;
+            // Rows at the front of a piece that the server acknowledged are delivered.
+            for (int64_t k = c.range.begin; k < c.range.begin + u->acked_rows; ++k) {
+              s->successful.push_back(s->wire->source_rows[static_cast<size_t>(k)]);
+            }
+            c.range.begin += u->acked_rows;
+          }
+        } else {
+          c.wire_sends += s->handle->SendsOf(s->wire->framed(c.range).data());
+        }
         next.push_back(c);
       }
     }
@@ -1034,6 +1181,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     // Free the rows before anyone sees the result; the future's own callbacks run here.
     s->encoded = EncodedBatch();
     s->json_rows = EncodedBatch();
+    s->flight_rows.reset();
     s->future.MarkFinished(std::move(result));
     {
       std::lock_guard<std::mutex> lk(mu);

@@ -7,7 +7,14 @@
 
 #include <arrow/status.h>
 
+#include "arrow_zerobus/wrapper.h"
+
 namespace arrow_zerobus::internal {
+
+// GET the Unity Catalog table and map its columns (ArrowSchemaFromUnityCatalogTable); the errors
+// of FetchUnityCatalogDescriptor.
+arrow::Result<std::shared_ptr<arrow::Schema>> FetchUnityCatalogTableSchema(
+    const UnityCatalogOptions& options);
 
 // Exponential backoff with full jitter: a delay drawn uniformly from [0, cap) where
 // cap = min(max_ms, base_ms * 2^(retry - 1)); `retry` counts from 1, `unit` is in [0, 1).

@@ -698,5 +698,129 @@ TEST(ConfigYaml, FileLoadingAndMissingFile) {
                     "configuration file '/nonexistent/zerobus.yaml' cannot be opened");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Transport (protobuf / json / arrow_flight) and Arrow Flight IPC compression
+
+TEST(ConfigTransport, DefaultsNamesAndParsers) {
+  const auto c = WrapperConfiguration::Defaults();
+  EXPECT_EQ(c.transport, Transport::kProtobuf);
+  EXPECT_EQ(c.ipc_compression, IpcCompression::kNone);
+  EXPECT_EQ(c.effective_transport(), Transport::kProtobuf);
+  for (Transport t : {Transport::kProtobuf, Transport::kJson, Transport::kArrowFlight}) {
+    EXPECT_EQ(*ParseTransport(TransportName(t), "transport"), t);
+  }
+  EXPECT_EQ(TransportName(Transport::kArrowFlight), "arrow_flight");
+  EXPECT_EQ(*ParseTransport("Arrow_Flight", "transport"), Transport::kArrowFlight);
+  for (IpcCompression v : {IpcCompression::kNone, IpcCompression::kLz4Frame, IpcCompression::kZstd}) {
+    EXPECT_EQ(*ParseIpcCompression(IpcCompressionName(v), "ipc_compression"), v);
+  }
+  EXPECT_EQ(IpcCompressionName(IpcCompression::kLz4Frame), "lz4_frame");
+  EXPECT_EQ(*ParseIpcCompression("ZSTD", "x"), IpcCompression::kZstd);
+  for (const char* bad : {"flight", "grpc", "", "proto buf"}) {
+    ExpectConfigError(ParseTransport(bad, "transport").status(),
+                      std::string("transport: '") + bad +
+                          "' is not one of protobuf, json, arrow_flight");
+  }
+  for (const char* bad : {"lz4", "gzip", "", "snappy"}) {
+    ExpectConfigError(ParseIpcCompression(bad, "ipc_compression").status(),
+                      std::string("ipc_compression: '") + bad +
+                          "' is not one of none, lz4_frame, zstd");
+  }
+}
+
+TEST(ConfigTransport, RecordTypeIsTheOlderSpelling) {
+  auto c = Good();
+  c.record_type = RecordFormat::kJson;
+  EXPECT_EQ(c.effective_transport(), Transport::kJson);
+  EXPECT_TRUE(c.Validate().ok());
+  c.transport = Transport::kJson;  // both say json: they agree
+  EXPECT_EQ(c.effective_transport(), Transport::kJson);
+  EXPECT_TRUE(c.Validate().ok());
+  c.record_type = RecordFormat::kProto;
+  EXPECT_EQ(c.effective_transport(), Transport::kJson);
+  EXPECT_TRUE(c.Validate().ok());
+  c.transport = Transport::kArrowFlight;
+  EXPECT_EQ(c.effective_transport(), Transport::kArrowFlight);
+  EXPECT_TRUE(c.Validate().ok()) << c.Validate().ToString();
+  c.record_type = RecordFormat::kJson;
+  ExpectConfigError(c.Validate(), "transport 'arrow_flight' conflicts with record_type 'json'");
+}
+
+TEST(ConfigTransport, IpcCompressionOnlyWithArrowFlight) {
+  auto c = Good();
+  c.transport = Transport::kArrowFlight;
+  for (IpcCompression v : {IpcCompression::kNone, IpcCompression::kLz4Frame, IpcCompression::kZstd}) {
+    c.ipc_compression = v;
+    EXPECT_TRUE(c.Validate().ok()) << c.Validate().ToString();
+  }
+  c.transport = Transport::kProtobuf;
+  ExpectConfigError(c.Validate(),
+                    "ipc_compression 'zstd' needs transport 'arrow_flight' (transport is "
+                    "'protobuf')");
+  c.transport = Transport::kJson;
+  c.ipc_compression = IpcCompression::kLz4Frame;
+  ExpectConfigError(c.Validate(),
+                    "ipc_compression 'lz4_frame' needs transport 'arrow_flight' (transport is "
+                    "'json')");
+  c.transport = Transport::kProtobuf;
+  c.record_type = RecordFormat::kJson;
+  ExpectConfigError(c.Validate(), "(transport is 'json')");
+}
+
+TEST(ConfigTransport, GivenDescriptorMakesNoSenseWithArrowFlight) {
+  auto c = Good();
+  c.transport = Transport::kArrowFlight;
+  c.descriptor_source = DescriptorSource::kGiven;
+  c.descriptor = google::protobuf::DescriptorProto();
+  c.descriptor->set_name("Row");
+  ExpectConfigError(c.Validate(),
+                    "descriptor_source 'given' (a protobuf descriptor) cannot be used with "
+                    "transport 'arrow_flight'");
+  c.descriptor.reset();
+  c.descriptor_source = DescriptorSource::kUnityCatalog;
+  EXPECT_TRUE(c.Validate().ok()) << c.Validate().ToString();
+}
+
+TEST(ConfigTransport, EnvironmentYamlAndDump) {
+  auto env = WrapperConfiguration::FromEnvironment(
+      Env({{"ZEROBUS_TRANSPORT", "arrow_flight"}, {"ZEROBUS_IPC_COMPRESSION", "lz4_frame"}}));
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_EQ(env->transport, Transport::kArrowFlight);
+  EXPECT_EQ(env->ipc_compression, IpcCompression::kLz4Frame);
+  ExpectConfigError(
+      WrapperConfiguration::FromEnvironment(Env({{"ZEROBUS_TRANSPORT", "flight"}})).status(),
+      "environment variable ZEROBUS_TRANSPORT: 'flight' is not one of protobuf, json, "
+      "arrow_flight");
+  ExpectConfigError(
+      WrapperConfiguration::FromEnvironment(Env({{"ZEROBUS_IPC_COMPRESSION", "gzip"}})).status(),
+      "environment variable ZEROBUS_IPC_COMPRESSION: 'gzip' is not one of none, lz4_frame, zstd");
+
+  auto yaml = WrapperConfiguration::FromYamlString(
+      "stream:\n  transport: json\n  ipc_compression: none\n", "t.yaml");
+  ASSERT_TRUE(yaml.ok()) << yaml.status().ToString();
+  EXPECT_EQ(yaml->transport, Transport::kJson);
+  yaml = WrapperConfiguration::FromYamlString(
+      "stream:\n  transport: arrow_flight\n  ipc_compression: zstd\n", "t.yaml");
+  ASSERT_TRUE(yaml.ok()) << yaml.status().ToString();
+  EXPECT_EQ(yaml->transport, Transport::kArrowFlight);
+  EXPECT_EQ(yaml->ipc_compression, IpcCompression::kZstd);
+  ExpectConfigError(
+      WrapperConfiguration::FromYamlString("stream:\n  transport: http\n", "t.yaml").status(),
+      "t.yaml:2: stream.transport: 'http' is not one of protobuf, json, arrow_flight");
+  ExpectConfigError(
+      WrapperConfiguration::FromYamlString("stream:\n  ipc_compression: lz4\n", "t.yaml").status(),
+      "t.yaml:2: stream.ipc_compression: 'lz4' is not one of none, lz4_frame, zstd");
+  ExpectConfigError(
+      WrapperConfiguration::FromYamlString("stream:\n  transport: null\n", "t.yaml").status(),
+      "stream.transport: must not be null");
+  ExpectConfigError(WrapperConfiguration::FromYamlString("transport: json\n", "t.yaml").status(),
+                    "t.yaml:1: transport: unknown key");
+
+  auto c = Good();
+  c.transport = Transport::kArrowFlight;
+  c.ipc_compression = IpcCompression::kZstd;
+  EXPECT_THAT(c.ToString(), HasSubstr("transport=arrow_flight, ipc_compression=zstd"));
+}
+
 }  // namespace
 }  // namespace arrow_zerobus

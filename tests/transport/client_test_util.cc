@@ -121,7 +121,8 @@ StreamOptions FastOptions(const emulator::Emulator& emu, const std::string& tabl
   return o;
 }
 
-arrow::Result<std::vector<int64_t>> ReadDeltaIds(emulator::Emulator& emu, const std::string& name) {
+arrow::Result<std::shared_ptr<arrow::Table>> ReadDeltaTable(emulator::Emulator& emu,
+                                                            const std::string& name) {
   ARROW_RETURN_NOT_OK(emu.store().Flush());
   ARROW_ASSIGN_OR_RAISE(std::string dir, emu.store().TablePath(name));
   // Replay the log: files added and not removed.
@@ -144,19 +145,28 @@ arrow::Result<std::vector<int64_t>> ReadDeltaIds(emulator::Emulator& emu, const 
       }
     }
   }
-  std::vector<int64_t> ids;
+  std::vector<std::shared_ptr<arrow::Table>> tables;
   for (const auto& f : files) {
     ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open((fs::path(dir) / f).string()));
     ARROW_ASSIGN_OR_RAISE(auto reader,
                           parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
     std::shared_ptr<arrow::Table> table;
     ARROW_RETURN_NOT_OK(reader->ReadTable(&table));
-    auto col = table->GetColumnByName("id");
-    if (!col) return arrow::Status::Invalid("no id column in ", f);
-    for (const auto& chunk : col->chunks()) {
-      auto arr = std::static_pointer_cast<arrow::Int64Array>(chunk);
-      for (int64_t i = 0; i < arr->length(); ++i) ids.push_back(arr->Value(i));
-    }
+    tables.push_back(std::move(table));
+  }
+  if (tables.empty()) return std::shared_ptr<arrow::Table>();
+  return arrow::ConcatenateTables(tables);
+}
+
+arrow::Result<std::vector<int64_t>> ReadDeltaIds(emulator::Emulator& emu, const std::string& name) {
+  ARROW_ASSIGN_OR_RAISE(auto table, ReadDeltaTable(emu, name));
+  if (!table) return std::vector<int64_t>();
+  auto col = table->GetColumnByName("id");
+  if (!col) return arrow::Status::Invalid("no id column in ", name);
+  std::vector<int64_t> ids;
+  for (const auto& chunk : col->chunks()) {
+    auto arr = std::static_pointer_cast<arrow::Int64Array>(chunk);
+    for (int64_t i = 0; i < arr->length(); ++i) ids.push_back(arr->Value(i));
   }
   return ids;
 }

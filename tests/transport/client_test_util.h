@@ -57,6 +57,9 @@ std::shared_ptr<HeadersProvider> OAuthProvider(const emulator::Emulator& emu,
 // Options with small timeouts and backoffs so failure paths finish quickly.
 StreamOptions FastOptions(const emulator::Emulator& emu, const std::string& table);
 
+// The live files of the Delta table `name`, in log order, as one table (null: no files yet).
+arrow::Result<std::shared_ptr<arrow::Table>> ReadDeltaTable(emulator::Emulator& emu,
+                                                            const std::string& name);
 // Every `id` of the Delta table `name`, in file order (duplicates kept).
 arrow::Result<std::vector<int64_t>> ReadDeltaIds(emulator::Emulator& emu, const std::string& name);
 
