@@ -34,6 +34,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -333,9 +334,23 @@ bool RoundPair(const az::emulator::Emulator& emu, const Workload& w, int streams
                   streams, endpoint);
     emulator_cpu = ProcessCpuSeconds() - cpu0;
   };
-  if (vendor_first) run_vendor();
-  ours = RunClient(emu, w, streams, true, endpoint);
-  if (!vendor_first) run_vendor();
+  // Against the emulator, each client's run must land every row in its table (a failed vendor
+  // run is reported by the caller).
+  auto checked = [&](const char* table, const std::function<void()>& fn) {
+    const int64_t before = RowsTaken(emu, table);
+    fn();
+    const int64_t taken = RowsTaken(emu, table) - before;
+    const bool failed_vendor = table == kVendorTable && !v;
+    if (endpoint.empty() && !failed_vendor && taken < w.rows) {
+      std::fprintf(stderr, "%s: the emulator took %lld rows of %lld\n", table,
+                   static_cast<long long>(taken), static_cast<long long>(w.rows));
+      std::exit(1);
+    }
+  };
+  auto run_ours = [&] { ours = RunClient(emu, w, streams, true, endpoint); };
+  if (vendor_first) checked(kVendorTable, run_vendor);
+  checked(kTable, run_ours);
+  if (!vendor_first) checked(kVendorTable, run_vendor);
   if (!v) return false;
   const auto& vj = *v;
   const double vr = vj["rows_per_s"].get<double>();

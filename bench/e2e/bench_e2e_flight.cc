@@ -218,7 +218,7 @@ int main() {
     if (!enc.ok() || !enc->failed_rows.empty()) Die("encoding failed");
     return s.IngestEncodedBatch(*enc);
   };
-  auto run = [&](Client c, int streams) -> RunResult {
+  auto run_unchecked = [&](Client c, int streams) -> RunResult {
     switch (c) {
       case kFlight:
         return RunOurs(emu, flight, kClientTable[c], batches, rows, streams, feed_flight);
@@ -227,6 +227,16 @@ int main() {
       default:
         return RunVendorClient(emu, kClientTable[c], vendor_args[c], streams, rows);
     }
+  };
+  auto run = [&](Client c, int streams) {
+    const int64_t before = RowsTaken(emu, kClientTable[c]);
+    const RunResult r = run_unchecked(c, streams);
+    const int64_t taken = RowsTaken(emu, kClientTable[c]) - before;
+    if (taken < rows) {
+      Die(std::string(kClientLabel[c]) + ": the emulator took " + std::to_string(taken) +
+          " rows of " + std::to_string(rows));
+    }
+    return r;
   };
 
   // Warm-up (connections, allocator, tables created).

@@ -138,6 +138,14 @@ std::shared_ptr<HeadersProvider> BenchHeaders(const emulator::Emulator& emu,
   return MakeOAuthHeadersProvider(oo).ValueOrDie();
 }
 
+int64_t RowsTaken(const emulator::Emulator& emu, const std::string& table) {
+  const nlohmann::json stats = emu.Stats();
+  for (const auto& t : stats["tables"]) {
+    if (t["name"] == table) return t["rows"].get<int64_t>();
+  }
+  return 0;
+}
+
 std::string WriteRowsFile(const Workload& w, const std::string& dir) {
   const std::string path = dir + "/rows.bin";
   std::ofstream out(path, std::ios::binary);

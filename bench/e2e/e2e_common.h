@@ -50,6 +50,10 @@ std::unique_ptr<emulator::Emulator> StartNullSinkEmulator(
 std::shared_ptr<HeadersProvider> BenchHeaders(const emulator::Emulator& emu,
                                               const std::string& table);
 
+// Rows the emulator has taken into `table` so far (its /admin/stats document): a run's
+// difference checks that every row arrived.
+int64_t RowsTaken(const emulator::Emulator& emu, const std::string& table);
+
 // Files for the vendor script: the records of every batch (per batch a u32 count, then per
 // record u32 length + bytes, little endian), the rows' FileDescriptorProto, and Arrow batches
 // as an IPC file.
