@@ -23,9 +23,10 @@
 //
 // Ends with {"name":"e2e_flight_iot","rows":..,"streams":S,"rows_per_s":.. (ours, Flight),
 //   "vendor_arrow_rows_per_s":..,"ratio_vs_vendor_arrow":..,"protobuf_path_rows_per_s":..,
-//   "ratio_vs_protobuf_path":..,"vendor_record_rows_per_s":..,"ratio_vs_vendor_record":..}
+//   "ratio_vs_protobuf_path":..,"vendor_record_rows_per_s":..,"ratio_vs_vendor_record":..,
+//   rows per CPU second of each client and the ratios of those (cpu_ratio_vs_...)}
 // at S streams each (S = the count at which our Flight stream is faster), and the same keys with
-// the suffixes _1_stream and _2_streams, plus rows per CPU second of each client.
+// the suffixes _1_stream and _2_streams.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -185,9 +186,11 @@ int main() {
   const Workload encoded = EncodeWorkload(batches);
   const int64_t rows = encoded.rows;
   const auto encoder = az::RecordBatchEncoder::Make(schema).ValueOrDie();
+  std::string fields;
+  for (const auto& f : schema->fields()) fields += (fields.empty() ? "" : ", ") + f->ToString();
   std::printf("workload: %lld batches x %lld rows = %lld rows; schema %s\n",
               static_cast<long long>(num_batches), static_cast<long long>(kBatchRows),
-              static_cast<long long>(rows), schema->ToString().c_str());
+              static_cast<long long>(rows), fields.c_str());
 
   fs::path dir = fs::temp_directory_path() / ("az_bench_e2e_flight_" + std::to_string(getpid()));
   fs::create_directories(dir);
@@ -245,21 +248,26 @@ int main() {
 
   const int clients = vendor ? kClients : kVendorArrow;
   Series series[kClients][2];
-  std::vector<double> ratio[kClients][2];  // Flight / client c, per round
+  // Flight / client c, per round: rows/s and rows per CPU second.
+  std::vector<double> ratio[kClients][2], cpu_ratio[kClients][2];
   for (int round = 0; round < rounds; ++round) {
     std::printf("round %d\n", round + 1);
     for (int si = 0; si < 2; ++si) {
-      double rps[kClients] = {};
+      double rps[kClients] = {}, per_cpu[kClients] = {};
       for (int k = 0; k < clients; ++k) {
         const Client c = static_cast<Client>((k + round) % clients);
         const RunResult r = run(c, stream_counts[si]);
         rps[c] = r.rows_per_s;
+        per_cpu[c] = r.rows_per_cpu_s;
         series[c][si].rows_per_s.push_back(r.rows_per_s);
         series[c][si].rows_per_cpu_s.push_back(r.rows_per_cpu_s);
         std::printf("  %d stream%s  %-22s %10.0f rows/s  %10.0f rows/cpu-s\n", stream_counts[si],
                     si == 0 ? " " : "s", kClientLabel[c], r.rows_per_s, r.rows_per_cpu_s);
       }
-      for (int c = 1; c < clients; ++c) ratio[c][si].push_back(rps[kFlight] / rps[c]);
+      for (int c = 1; c < clients; ++c) {
+        ratio[c][si].push_back(rps[kFlight] / rps[c]);
+        cpu_ratio[c][si].push_back(per_cpu[kFlight] / per_cpu[c]);
+      }
     }
   }
   (void)emu_owner->Shutdown();
@@ -281,6 +289,7 @@ int main() {
       out[k + "_rows_per_s" + sfx] = std::round(Median(series[c][si].rows_per_s));
       out[k + "_rows_per_cpu_s" + sfx] = std::round(Median(series[c][si].rows_per_cpu_s));
       out["ratio_vs_" + k + sfx] = round2(Median(ratio[c][si]));
+      out["cpu_ratio_vs_" + k + sfx] = round2(Median(cpu_ratio[c][si]));
     }
   };
   add(best, "");
