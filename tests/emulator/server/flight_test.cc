@@ -548,6 +548,25 @@ TEST_F(FlightTest, MessagesAboveTheProtobufLimitUpTo16MiBAreAccepted) {
   EXPECT_EQ(ReadBack()->num_rows(), n);
 }
 
+TEST_F(FlightTest, DescriptorOnTheFirstMessageIsIgnored) {
+  // Arrow C++'s FlightClient::DoPut always sends a descriptor; the header names the table.
+  auto call = Open();
+  std::string descriptor;  // FlightDescriptor{type PATH, path ["elsewhere"]}
+  PutVarint(&descriptor, (1 << 3) | 0);
+  PutVarint(&descriptor, 1);
+  PutBytes(&descriptor, 3, "elsewhere");
+  std::string first;
+  PutBytes(&first, 1, descriptor);
+  ASSERT_TRUE(call->Write(first + SchemaMessage(*RowsSchema())));
+  auto ready = call->Read();
+  ASSERT_TRUE(ready.has_value());
+  EXPECT_EQ((*ready)["ack_up_to_offset"], -1);
+  ASSERT_TRUE(call->Write(BatchMessage(*Rows(0, 2), 0)));
+  EXPECT_EQ(call->ReadAcksUntil(0).back()["ack_up_to_records"], 2);
+  EXPECT_TRUE(call->Close().ok());
+  EXPECT_EQ(ReadBack()->num_rows(), 2);
+}
+
 // ---- refusals -------------------------------------------------------------------------------
 
 TEST_F(FlightTest, OffsetGapIsRejected) {
@@ -569,6 +588,40 @@ TEST_F(FlightTest, DataMessageWithoutOffsetMetadataIsRejected) {
   grpc::Status st = call->Finish();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(st.error_message(), HasSubstr(R"(app_metadata must be {"offset_id":N})"));
+}
+
+TEST_F(FlightTest, MessageAbove16MiBIsRejectedNamingItsSize) {
+  const int64_t n = 17;
+  arrow::Int64Builder ids;
+  arrow::LargeStringBuilder names;
+  arrow::DoubleBuilder values;
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_TRUE(ids.Append(i).ok());
+    ASSERT_TRUE(names.Append(std::string(1 << 20, 'y')).ok());
+    ASSERT_TRUE(values.Append(i).ok());
+  }
+  auto batch = arrow::RecordBatch::Make(RowsSchema(), n,
+                                        {ids.Finish().ValueOrDie(), names.Finish().ValueOrDie(),
+                                         values.Finish().ValueOrDie()});
+  auto call = OpenReady(*RowsSchema());
+  call->Write(BatchMessage(*batch, 0));
+  grpc::Status st = call->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("the limit is 16777216 bytes per message"));
+}
+
+TEST_F(FlightTest, DictionaryEncodedFieldIsIncompatible) {
+  StartDeclared(kTable, R"j({"columns": [{"name": "id", "type": "bigint", "nullable": false},
+      {"name": "name", "type": "string"}]})j");
+  auto schema = arrow::schema({arrow::field("id", arrow::int64(), false),
+                               arrow::field("name", arrow::dictionary(arrow::int32(),
+                                                                      arrow::large_utf8()))});
+  grpc::Status st = SchemaStatus(*schema);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("field 'name' has type dictionary"));
+  auto info = DecodeStatusDetails(st.error_details());
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->metadata["causes"], "TYPE_INCOMPATIBLE");
 }
 
 TEST_F(FlightTest, FirstMessageMustBeTheSchema) {
