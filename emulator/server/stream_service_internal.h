@@ -1,6 +1,6 @@
-// The gRPC side: Zerobus.EphemeralStream implemented with the callback API (one
-// ServerBidiReactor per RPC; see docs/emulator.md for why callback rather than async), plus the
-// per-stream statistics the admin API shows.
+// The gRPC side: Zerobus.EphemeralStream and Arrow Flight DoPut implemented with the callback
+// API (one ServerBidiReactor per RPC, see ingest_reactor_internal.h; docs/emulator.md says why
+// callback rather than async), plus the per-stream statistics the admin API shows.
 #pragma once
 
 #include <atomic>
@@ -153,7 +153,8 @@ class LiveStream {
 
 // Serves EphemeralStream as a generic (byte buffer) callback service: requests are parsed from
 // the received bytes by ParseIngestWire, so records are views into gRPC's buffer instead of one
-// std::string each (see docs/emulator.md). Other methods answer UNIMPLEMENTED.
+// std::string each (see docs/emulator.md); and Flight DoPut (flight_service.cc). Other methods
+// answer UNIMPLEMENTED.
 // Thread-safe. Must outlive the grpc::Server it is registered with.
 class ZerobusService final : public grpc::CallbackGenericService {
  public:

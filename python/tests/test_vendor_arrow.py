@@ -11,6 +11,7 @@ for STRING and DECIMAL text, large_binary, timestamp[us, UTC], ...), see docs/em
 from __future__ import annotations
 
 import json
+import time
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -207,6 +208,29 @@ def test_delayed_acks_still_complete(emulator, monkeypatch):
     stream.flush()
     stream.close()
     assert [r["id"] for r in _read_rows(emulator)] == list(range(30))
+
+
+def test_withheld_acks_make_the_sdk_time_out_and_replay(emulator, monkeypatch):
+    # The server stores the rows but does not confirm them: the SDK's ack timeout fires, it
+    # reconnects and sends them again; once acks flow again everything is confirmed. Rows the
+    # server stored without acking are in the table twice (at-least-once), none is missing.
+    emulator.add_fault({"withhold_acks": True})
+    sdk = _sdk(emulator, monkeypatch)
+    stream = sdk.create_arrow_stream(TABLE, SCHEMA, emulator.client_id, emulator.client_secret,
+                                     _options(server_lack_of_ack_timeout_ms=1000,
+                                              recovery_retries=20))
+    stream.ingest_batch(_batch(0, 50))
+    time.sleep(1.5)  # past the ack timeout: at least one reconnect and replay
+    status, _ = emulator.request("DELETE", "/admin/faults")
+    assert status == 200
+    stream.ingest_batch(_batch(50, 50))
+    stream.flush()
+    stream.close()
+
+    ids = [r["id"] for r in _read_rows(emulator)]
+    assert set(ids) == set(range(100))
+    assert ids.count(0) >= 2  # stored, unacknowledged, replayed
+    assert len(emulator.stats_when_idle()["streams"]) >= 2
 
 
 def test_new_token_after_revocation_on_reconnect(emulator, monkeypatch):
