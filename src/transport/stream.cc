@@ -1152,7 +1152,9 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(std::shared_ptr<arr
   arrow::Future<IngestAck> future = arrow::Future<IngestAck>::Make();
   {
     std::unique_lock<std::mutex> lk(c.mu);
-    const auto deadline = std::min(After(Clock::now(), c.options.block_timeout), request_limits.deadline);
+    const auto block_deadline = After(Clock::now(), c.options.block_timeout);
+    const bool by_budget = request_limits.deadline < block_deadline;
+    const auto deadline = by_budget ? request_limits.deadline : block_deadline;
     while (true) {
       if (c.phase == Phase::kFailed) return c.final_status;
       if (c.phase == Phase::kClosed || c.closing) {
@@ -1182,8 +1184,9 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(std::shared_ptr<arr
       } else if (c.state_cv.wait_until(lk, deadline) == std::cv_status::timeout &&
                  Clock::now() >= deadline) {
         return MakeError(ErrorKind::kTransmission, true,
-                         "timed out after " + Millis(c.options.block_timeout) +
-                             " waiting for room (block_timeout, or the send's time budget): " +
+                         (by_budget ? std::string("the send's time budget ended waiting for room: ")
+                                    : "timed out after " + Millis(c.options.block_timeout) +
+                                          " waiting for room (block_timeout): ") +
                              limits);
       }
     }
