@@ -612,8 +612,9 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       return give_up(" (the send's time budget ends before the next attempt could start, " +
                      Millis(delay) + " from now)");
     }
-    if (LogEnabled(LogSeverity::kInfo)) {
-      Log(LogSeverity::kInfo, "stream to " + options.table_name + ": attempt " +
+    // A failed attempt is shown by default (warning): a person waiting sees what happens.
+    if (LogEnabled(LogSeverity::kWarning)) {
+      Log(LogSeverity::kWarning, "stream to " + options.table_name + ": attempt " +
                                   std::to_string(failed_attempts) + " failed (" + st.message() +
                                   "); next attempt " + std::to_string(failed_attempts + 1) +
                                   " of " + std::to_string(options.recovery_retries + 1) + " in " +
