@@ -240,7 +240,7 @@ struct OAuthTokenSource::Impl {
     }
     return MakeError(ErrorKind::kTokenRefresh, true,
                      "no token from " + token_url + " after " +
-                         std::to_string(retry.failures()) + " attempt(s)" +
+                         std::to_string(retry.failures()) + " attempts" +
                          (out_of_time ? " (the operation's time budget ran out)" : "") + ": " +
                          last.message());
   }

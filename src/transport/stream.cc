@@ -677,8 +677,9 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       return give_up(" (the send's time budget ends before the next attempt could start, " +
                      Millis(delay) + " from now)");
     }
-    if (LogEnabled(LogSeverity::kInfo)) {
-      Log(LogSeverity::kInfo, "stream to " + options.table_name + ": attempt " +
+    // A failed attempt is shown by default (warning): a person waiting sees what happens.
+    if (LogEnabled(LogSeverity::kWarning)) {
+      Log(LogSeverity::kWarning, "stream to " + options.table_name + ": attempt " +
                                   std::to_string(failed_attempts) + " failed (" + st.message() +
                                   "); next attempt " + std::to_string(failed_attempts + 1) +
                                   " of " + std::to_string(options.recovery_retries + 1) + " in " +
@@ -1247,7 +1248,9 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(
   arrow::Future<IngestAck> future = arrow::Future<IngestAck>::Make();
   {
     std::unique_lock<std::mutex> lk(c.mu);
-    const auto deadline = std::min(After(Clock::now(), c.options.block_timeout), request_limits.deadline);
+    const auto block_deadline = After(Clock::now(), c.options.block_timeout);
+    const bool by_budget = request_limits.deadline < block_deadline;
+    const auto deadline = by_budget ? request_limits.deadline : block_deadline;
     while (true) {
       if (c.phase == Phase::kFailed) return c.final_status;
       if (c.phase == Phase::kClosed || c.closing) {
@@ -1277,8 +1280,9 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(
       } else if (c.state_cv.wait_until(lk, deadline) == std::cv_status::timeout &&
                  Clock::now() >= deadline) {
         return MakeError(ErrorKind::kTransmission, true,
-                         "timed out after " + Millis(c.options.block_timeout) +
-                             " waiting for room (block_timeout, or the send's time budget): " +
+                         (by_budget ? std::string("the send's time budget ended waiting for room: ")
+                                    : "timed out after " + Millis(c.options.block_timeout) +
+                                          " waiting for room (block_timeout): ") +
                              limits);
       }
     }
