@@ -34,6 +34,12 @@ class HeadersProvider {
  public:
   virtual ~HeadersProvider() = default;
   virtual arrow::Result<Headers> GetHeaders() = 0;
+  // The same, ending by `deadline` (the time budget of the send that needs the headers): a
+  // provider that fetches over the network should give up by then. The default ignores it.
+  virtual arrow::Result<Headers> GetHeaders(std::chrono::steady_clock::time_point deadline) {
+    (void)deadline;
+    return GetHeaders();
+  }
   // The server refused the credentials when a stream opened (UNAUTHENTICATED or
   // PERMISSION_DENIED): drop what is cached so the next GetHeaders fetches fresh ones.
   virtual void Invalidate() {}
@@ -60,7 +66,9 @@ struct OAuthOptions {
   std::chrono::seconds refresh_margin{300};
   // One HTTP request, connection included.
   std::chrono::milliseconds request_timeout{30'000};
-  // Total tries for 5xx and network errors (the first included); 4xx is never retried.
+  // Total tries for 5xx and network errors (the first included); 4xx, and network errors that
+  // cannot heal (a certificate that does not verify, a server that does not speak HTTP/1.1),
+  // are never retried. All tries end by the deadline given to GetToken, when there is one.
   int max_attempts = 4;
   // Wait before the second try; doubles per try, with jitter.
   std::chrono::milliseconds retry_backoff{250};
@@ -89,6 +97,8 @@ class OAuthTokenSource {
 
   // A token valid for at least refresh_margin (or the cached one, see above).
   arrow::Result<std::string> GetToken();
+  // The same, with every try and wait of a fetch ending by `deadline`.
+  arrow::Result<std::string> GetToken(std::chrono::steady_clock::time_point deadline);
   // Drops the cached token of this key if it is still `token` (empty: whatever is cached).
   void Invalidate(const std::string& token = "");
   // Successful token endpoint calls made by this source (observability and tests).

@@ -149,6 +149,13 @@ struct WrapperConfiguration {
   bool zerobus_writer_disabled = false;
 
   // ---- this project's additions ----
+  // The time budget of one send (send_batch, and each batch of send_stream): its attempts, the
+  // stream opens and recoveries, token fetches and the waits between them all draw from it.
+  // When it runs out, the rows not acknowledged fail, with the attempts made and the last error.
+  int64_t send_timeout_ms = 120'000;
+  // Copies of one row that may go on the wire, the wrapper's attempts and its streams' replays
+  // together; a row sent that often and still not acknowledged fails (in doubt).
+  int32_t max_sends_per_row = 5;
   // Rows per debug file (Arrow and protobuf); a batch is split across files to honour it.
   std::optional<int64_t> debug_max_records_per_file;
   // Parallel gRPC streams to the table; batches are spread over them.

@@ -69,6 +69,10 @@ struct TransmissionResult {
   // duplicates of this batch's rows (at-least-once).
   int64_t retried_rows = 0;
   int64_t replayed_rows = 0;
+  // Copies of this batch's rows that went on the wire (every send of every row, acknowledged or
+  // not), and rows that went more than once; bounded by max_sends_per_row per row.
+  int64_t wire_copies = 0;
+  int64_t rows_sent_more_than_once = 0;
 
   // Builds a result from per-row outcomes: sorts both lists, sets the counts and `success`.
   // Every row of [0, total_rows) must be in exactly one list (checked: Invalid otherwise).

@@ -101,6 +101,10 @@ struct StreamOptions {
   // Cap on the wait after a CloseStreamSignal before switching RPCs (none: the server's
   // duration).
   std::optional<std::chrono::milliseconds> stream_paused_max_wait;
+  // The time budget of Open: every open attempt, the headers provider's token fetches and the
+  // waits between them end by this time (none: recovery_retries alone bounds them). Applies
+  // until the first RPC is open; after that each request's own RequestLimits::deadline does.
+  std::chrono::steady_clock::time_point open_deadline = std::chrono::steady_clock::time_point::max();
 
   // Encode each request's framing by hand and send the row bytes as gRPC slices over the
   // caller's buffer (no copy). false builds EphemeralStreamRequest messages with the generated
@@ -110,6 +114,18 @@ struct StreamOptions {
   static StreamOptions Defaults() { return StreamOptions(); }
   // Configuration error naming the first bad option.
   arrow::Status Validate() const;
+};
+
+// What the operation that sends a request allows it (ZerobusWrapper: its send's time budget and
+// the copies of a row it may still put on the wire).
+struct RequestLimits {
+  // While this request is the oldest unacknowledged one, the stream waits for its ack, reopens
+  // and backs off only until then; past it the stream fails (retryable), naming the budget, so
+  // that the caller decides what to do with what was not acknowledged.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // Times the request may go on the wire (0: no limit). A reopen that would send it once more
+  // fails the stream instead (retryable: the other requests may still be sent elsewhere).
+  int32_t max_sends = 0;
 };
 
 // What a durable request reports.
@@ -187,7 +203,8 @@ class ZerobusStream {
                                                             int64_t num_records);
   // One chunk of an encoder's output (trusted: its framing is not re-checked).
   arrow::Result<arrow::Future<IngestAck>> IngestChunk(const EncodedBatch& batch,
-                                                      RecordRange range);
+                                                      RecordRange range,
+                                                      RequestLimits limits = {});
   // Every chunk of `batch`, in order: one future per chunk, always. A chunk that cannot be
   // admitted (stream failed or closed, full with kReject, block_timeout) gets a future already
   // finished with that error, and so does every chunk after it (they are not sent, so the
@@ -207,7 +224,8 @@ class ZerobusStream {
     arrow::Future<IngestAck> ack;
     int64_t seq = -1;  // the request's number (UnackedRequest::seq); -1 when not admitted
   };
-  std::vector<ArrowPiece> IngestArrowBatch(std::shared_ptr<arrow::RecordBatch> batch);
+  std::vector<ArrowPiece> IngestArrowBatch(std::shared_ptr<arrow::RecordBatch> batch,
+                                           RequestLimits limits = {});
 
   // Waits until every request admitted before the call is acked (and its future finished).
   // Transmission error (retryable) on timeout; the stream's final error if it failed.
@@ -237,8 +255,8 @@ class ZerobusStream {
   explicit ZerobusStream(std::shared_ptr<Core> core);
   arrow::Result<arrow::Future<IngestAck>> Admit(
       std::shared_ptr<arrow::Buffer> owner, std::string_view bytes, int64_t num_records,
-      bool batch, std::shared_ptr<const internal::FlightPiece> piece = nullptr,
-      int64_t* seq = nullptr);
+      bool batch, RequestLimits limits = {},
+      std::shared_ptr<const internal::FlightPiece> piece = nullptr, int64_t* seq = nullptr);
   std::shared_ptr<Core> core_;
 };
 

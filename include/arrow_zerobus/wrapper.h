@@ -55,6 +55,10 @@ struct WrapperStats {
   // own replays after recovery plus the wrapper's re-sends of rows whose request had been sent.
   // At-least-once delivery: the table may hold up to this many duplicates.
   int64_t replayed_records = 0;
+  // Row copies that went on the wire (each send of each row, first sends included), and rows
+  // sent more than once (max_sends_per_row bounds the copies of one row).
+  int64_t wire_copies = 0;
+  int64_t rows_sent_more_than_once = 0;
   int64_t streams_opened = 0;
   int64_t stream_open_failures = 0;
   // Streams that ended in a final failure and were replaced.

@@ -82,6 +82,8 @@ class WrapperConfiguration:
         retry_base_delay_ms: int = 100,
         retry_max_delay_ms: int = 30000,
         zerobus_writer_disabled: bool = False,
+        send_timeout_ms: int = 120000,
+        max_sends_per_row: int = 5,
         debug_max_records_per_file: Optional[int] = None,
         streams_per_table: int = 1,
         max_inflight_requests: int = 1000000,
@@ -147,6 +149,10 @@ class WrapperConfiguration:
     def retry_base_delay_ms(self) -> int: ...
     @property
     def retry_max_delay_ms(self) -> int: ...
+    @property
+    def send_timeout_ms(self) -> int: ...
+    @property
+    def max_sends_per_row(self) -> int: ...
     @property
     def zerobus_writer_disabled(self) -> bool: ...
     @property

@@ -229,6 +229,17 @@ class TransmissionResult:
         return int(getattr(self._resolve(), "replayed_rows", 0))
 
     @property
+    def wire_copies(self) -> int:
+        """Copies of this send's rows that went on the wire, first sends included (at most
+        ``max_sends_per_row`` per row)."""
+        return int(getattr(self._resolve(), "wire_copies", 0))
+
+    @property
+    def rows_sent_more_than_once(self) -> int:
+        """Rows of this send that went on the wire more than once."""
+        return int(getattr(self._resolve(), "rows_sent_more_than_once", 0))
+
+    @property
     def total_rows(self) -> int:
         return int(self._resolve().total_rows)
 

@@ -144,7 +144,7 @@ constexpr const char* kOptionNames[] = {
     "record_type", "transport", "ipc_compression", "descriptor_source", "descriptor",
     "failure_rate_threshold",
     "failure_rate_min_rows", "failure_cooldown_ms", "cooldown_jitter_ms",
-    "pipeline_blocked_cooldown_ms",
+    "pipeline_blocked_cooldown_ms", "send_timeout_ms", "max_sends_per_row",
 };
 
 void ApplyObservability(az::WrapperConfiguration& c, nb::handle value) {
@@ -206,6 +206,8 @@ void ApplyOption(az::WrapperConfiguration& c, const std::string& key, nb::handle
   else if (key == "retry_max_attempts") c.retry_max_attempts = static_cast<int32_t>(r.Int(i32min, i32max));
   else if (key == "retry_base_delay_ms") c.retry_base_delay_ms = r.Int();
   else if (key == "retry_max_delay_ms") c.retry_max_delay_ms = r.Int();
+  else if (key == "send_timeout_ms") c.send_timeout_ms = r.Int();
+  else if (key == "max_sends_per_row") c.max_sends_per_row = static_cast<int32_t>(r.Int(i32min, i32max));
   else if (key == "zerobus_writer_disabled") c.zerobus_writer_disabled = r.Bool();
   else if (key == "debug_max_records_per_file") c.debug_max_records_per_file = opt_int();
   else if (key == "streams_per_table") c.streams_per_table = static_cast<int32_t>(r.Int(i32min, i32max));
@@ -287,6 +289,8 @@ nb::dict ConfigToDict(const az::WrapperConfiguration& c) {
   d["retry_max_attempts"] = c.retry_max_attempts;
   d["retry_base_delay_ms"] = c.retry_base_delay_ms;
   d["retry_max_delay_ms"] = c.retry_max_delay_ms;
+  d["send_timeout_ms"] = c.send_timeout_ms;
+  d["max_sends_per_row"] = c.max_sends_per_row;
   d["zerobus_writer_disabled"] = c.zerobus_writer_disabled;
   d["debug_max_records_per_file"] = OrNone(c.debug_max_records_per_file);
   d["streams_per_table"] = c.streams_per_table;
@@ -503,6 +507,8 @@ nb::dict StatsToDict(const az::WrapperStats& s) {
   d["retries"] = s.retries;
   d["rows_retried"] = s.rows_retried;
   d["replayed_records"] = s.replayed_records;
+  d["wire_copies"] = s.wire_copies;
+  d["rows_sent_more_than_once"] = s.rows_sent_more_than_once;
   d["streams_opened"] = s.streams_opened;
   d["stream_open_failures"] = s.stream_open_failures;
   d["streams_failed"] = s.streams_failed;
@@ -685,6 +691,9 @@ NB_MODULE(_core, m) {
       .def_prop_ro("failed_count", [](const NativeResult& n) { return n.r.failed_count; })
       .def_prop_ro("retried_rows", [](const NativeResult& n) { return n.r.retried_rows; })
       .def_prop_ro("replayed_rows", [](const NativeResult& n) { return n.r.replayed_rows; })
+      .def_prop_ro("wire_copies", [](const NativeResult& n) { return n.r.wire_copies; })
+      .def_prop_ro("rows_sent_more_than_once",
+                   [](const NativeResult& n) { return n.r.rows_sent_more_than_once; })
       .def_prop_ro("in_doubt_count",
                    [](const NativeResult& n) { return static_cast<int64_t>(n.r.in_doubt_rows.size()); })
       .def_prop_ro("failed_rows", [](const NativeResult& n) {

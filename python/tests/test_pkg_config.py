@@ -65,6 +65,8 @@ NEW_OPTION_DEFAULTS = {
     "failure_cooldown_ms": 30000,
     "cooldown_jitter_ms": 5000,
     "pipeline_blocked_cooldown_ms": 30000,
+    "send_timeout_ms": 120000,
+    "max_sends_per_row": 5,
 }
 
 ALL_DEFAULTS = {**CONTRACT_DEFAULTS, **NEW_OPTION_DEFAULTS}
@@ -85,7 +87,7 @@ ENV_VARS = [
     "ZEROBUS_DESCRIPTOR_SOURCE", "ZEROBUS_DESCRIPTOR_FILE",
     "ZEROBUS_FAILURE_RATE_THRESHOLD", "ZEROBUS_FAILURE_RATE_MIN_ROWS",
     "ZEROBUS_FAILURE_COOLDOWN_MS", "ZEROBUS_COOLDOWN_JITTER_MS",
-    "ZEROBUS_PIPELINE_BLOCKED_COOLDOWN_MS",
+    "ZEROBUS_PIPELINE_BLOCKED_COOLDOWN_MS", "ZEROBUS_SEND_TIMEOUT_MS", "ZEROBUS_MAX_SENDS_PER_ROW",
 ]
 
 
@@ -178,6 +180,8 @@ def test_every_keyword_is_accepted_and_kept():
         failure_cooldown_ms=0,
         cooldown_jitter_ms=0,
         pipeline_blocked_cooldown_ms=1,
+        send_timeout_ms=4500,
+        max_sends_per_row=2,
     )
     c = config(**given)
     for name, value in given.items():
@@ -289,6 +293,8 @@ WRONG_TYPES = [
     ("failure_cooldown_ms", "1"),
     ("cooldown_jitter_ms", 2.0),
     ("pipeline_blocked_cooldown_ms", "x"),
+    ("send_timeout_ms", "5000"),
+    ("max_sends_per_row", 2.5),
 ]
 
 

@@ -150,6 +150,27 @@ def test_stream_end_on_every_stream_exhausts_the_retries():
     assert time.monotonic() - started < 20
 
 
+def test_copies_of_a_row_on_the_wire_are_bounded_by_max_sends_per_row():
+    name = "main.default.end_after_one"
+    # Every stream ends after one request, which the server stored: each send of a row lands.
+    fault = {"end_stream": {"after_requests": 1, "code": "UNAVAILABLE"}, "times": 0,
+             "ack_delay_ms": 150}
+    options = dict(FAST, retry_max_attempts=5, recovery_retries=4, max_sends_per_row=2)
+    with LocalZerobus(faults=[fault]) as emu:
+        with ZerobusWrapper(emu.config(name, **options)) as wrapper:
+            sent = send_all(wrapper, 1, rows=50)
+        stats = wrapper.stats()
+        (_, result), = sent
+        check_result(result)
+        assert result.failed_count == 50 and result.in_doubt_count == 50
+        assert result.wire_copies == 100
+        assert result.rows_sent_more_than_once == 50
+        assert "max_sends_per_row" in result.error
+        assert stats["wire_copies"] == 100 and stats["rows_sent_more_than_once"] == 50
+        counts = collections.Counter(settled_table(emu, name).column("id").to_pylist())
+        assert max(counts.values()) <= 2
+
+
 def test_stream_end_after_two_requests_on_every_stream():
     name = "main.default.end_often"
     # Each stream takes two requests and ends: acks come only for requests that were alone

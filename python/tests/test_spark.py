@@ -294,6 +294,8 @@ def test_every_wrapper_option_converts_from_spark_text(monkeypatch, tmp_path):
         "failure_cooldown_ms": 5,
         "cooldown_jitter_ms": 6,
         "pipeline_blocked_cooldown_ms": 8,
+        "send_timeout_ms": 4321,
+        "max_sends_per_row": 2,
     }
     defaults = _core.default_options()
     assert set(values) == set(defaults), "a new option needs a value here (and a Spark type)"

@@ -11,7 +11,9 @@
 #include "arrow_zerobus/auth.h"
 #include "arrow_zerobus/errors.h"
 #include "auth/sha256_internal.h"
+#include "arrow_zerobus/log.h"
 #include "common/http_client.h"
+#include "common/retry_policy.h"
 #include "transport/channel_internal.h"
 #include "transport/endpoint_internal.h"
 
@@ -90,8 +92,9 @@ class OAuthHeadersProvider : public HeadersProvider {
  public:
   explicit OAuthHeadersProvider(std::shared_ptr<OAuthTokenSource> source)
       : source_(std::move(source)) {}
-  arrow::Result<Headers> GetHeaders() override {
-    ARROW_ASSIGN_OR_RAISE(std::string token, source_->GetToken());
+  arrow::Result<Headers> GetHeaders() override { return GetHeaders(Clock::time_point::max()); }
+  arrow::Result<Headers> GetHeaders(Clock::time_point deadline) override {
+    ARROW_ASSIGN_OR_RAISE(std::string token, source_->GetToken(deadline));
     {
       std::lock_guard<std::mutex> lk(mu_);
       last_token_ = token;
@@ -190,8 +193,9 @@ struct OAuthTokenSource::Impl {
     std::chrono::seconds expires_in;
   };
 
-  // One token endpoint call with retries for 5xx and network errors.
-  arrow::Result<Fetched> Fetch() {
+  // One token endpoint call with retries for 5xx and network errors, all of them within
+  // `deadline` (the budget of the operation that needs the token).
+  arrow::Result<Fetched> Fetch(internal::Deadline deadline) {
     internal::HttpRequest req;
     req.url = token_url;
     req.post = true;
@@ -201,30 +205,58 @@ struct OAuthTokenSource::Impl {
     // Built for this fetch only and wiped when `req` goes: the secret is not kept revealed
     // between fetches.
     req.authorization = internal::BasicAuthorization(options.client_id, options.client_secret);
-    req.timeout = options.request_timeout;
     req.ca_file = options.ca_file;
     req.user_agent = internal::UserAgent(options.application_name);
-    thread_local std::mt19937_64 rng{std::random_device{}()};
+    internal::LimitedErrorCountRetryPolicy retry(options.max_attempts - 1);
+    internal::ExponentialBackoffPolicy backoff(options.retry_backoff, options.retry_backoff * 1024,
+                                               2.0, 0.5);
     arrow::Status last;
-    for (int attempt = 1; attempt <= options.max_attempts; ++attempt) {
-      if (attempt > 1) {
-        const double base = static_cast<double>(options.retry_backoff.count()) *
-                            static_cast<double>(1 << std::min(attempt - 2, 10));
-        const double wait = base * std::uniform_real_distribution<double>(0.5, 1.0)(rng);
-        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(wait)));
+    bool out_of_time = false;
+    while (true) {
+      req.timeout = deadline.Cap(options.request_timeout);
+      auto answer = Attempt(req);
+      if (answer.ok()) return answer;
+      last = answer.status();
+      if (!retry.OnFailure(last)) break;
+      const std::chrono::milliseconds delay = backoff.OnCompletion();
+      if (!deadline.Allows(delay)) {
+        out_of_time = true;
+        break;
       }
+      if (LogEnabled(LogSeverity::kWarning)) {
+        Log(LogSeverity::kWarning, "token endpoint " + token_url + ": attempt " +
+                                       std::to_string(retry.failures()) + " of " +
+                                       std::to_string(options.max_attempts) + " failed (" +
+                                       last.message() + "); next attempt in " +
+                                       std::to_string(delay.count()) + " ms");
+      }
+      std::this_thread::sleep_for(delay);
+    }
+    if (!IsRetryable(last)) {
+      // Authentication errors name the URL already; a connection that never heals does not.
+      if (GetErrorKind(last) != ErrorKind::kConnection) return last;
+      return MakeError(ErrorKind::kConnection, false,
+                       "token endpoint " + token_url + ": " + last.message());
+    }
+    return MakeError(ErrorKind::kTokenRefresh, true,
+                     "no token from " + token_url + " after " +
+                         std::to_string(retry.failures()) + " attempts" +
+                         (out_of_time ? " (the operation's time budget ran out)" : "") + ": " +
+                         last.message());
+  }
+
+  // One call of the token endpoint: the token, or the error (retryable for 5xx, 429 and network
+  // failures that can heal).
+  arrow::Result<Fetched> Attempt(const internal::HttpRequest& req) {
+    {
       auto resp = internal::HttpCall(req);
-      if (!resp.ok()) {
-        last = resp.status();
-        continue;
-      }
+      if (!resp.ok()) return resp.status();
       const long code = resp->status;
       if (code >= 500 || code == 429) {
         std::string why = OAuthErrorText(resp->body);
-        last = MakeError(ErrorKind::kTokenRefresh, true,
+        return MakeError(ErrorKind::kTokenRefresh, true,
                          "token endpoint " + token_url + " answered HTTP " + std::to_string(code) +
                              (why.empty() ? "" : ": " + why));
-        continue;
       }
       if (code >= 400) {
         std::string why = OAuthErrorText(resp->body);
@@ -279,9 +311,6 @@ struct OAuthTokenSource::Impl {
       ++fetches;
       return Fetched{j["access_token"].get<std::string>(), std::chrono::seconds(expires_in)};
     }
-    return MakeError(ErrorKind::kTokenRefresh, true,
-                     "no token from " + token_url + " after " +
-                         std::to_string(options.max_attempts) + " attempts: " + last.message());
   }
 };
 
@@ -329,6 +358,10 @@ arrow::Result<std::shared_ptr<OAuthTokenSource>> OAuthTokenSource::Make(OAuthOpt
 }
 
 arrow::Result<std::string> OAuthTokenSource::GetToken() {
+  return GetToken(Clock::time_point::max());
+}
+
+arrow::Result<std::string> OAuthTokenSource::GetToken(Clock::time_point deadline) {
   CacheEntry& e = *impl_->entry;
   {
     std::lock_guard<std::mutex> lk(e.mu);
@@ -343,17 +376,18 @@ arrow::Result<std::string> OAuthTokenSource::GetToken() {
     had_token = !e.token.empty();
   }
   const auto started = Clock::now();
-  auto fetched = impl_->Fetch();
+  auto fetched = impl_->Fetch(internal::Deadline(deadline));
   std::lock_guard<std::mutex> lk(e.mu);
   if (!fetched.ok()) {
     // A failed early refresh: the cached token is still good for a while.
     if (!e.token.empty() && Clock::now() < e.expires_at) return e.token;
     const arrow::Status& st = fetched.status();
     if (had_token && GetErrorKind(st) != ErrorKind::kAuthentication) {
-      return MakeError(ErrorKind::kTokenRefresh, true, "token refresh failed: " + st.message());
+      return MakeError(ErrorKind::kTokenRefresh, IsRetryable(st),
+                       "token refresh failed: " + st.message());
     }
     if (GetErrorKind(st) == ErrorKind::kConnection) {
-      return MakeError(ErrorKind::kTokenRefresh, true, st.message());
+      return MakeError(ErrorKind::kTokenRefresh, IsRetryable(st), st.message());
     }
     return st;
   }

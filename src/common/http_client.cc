@@ -62,6 +62,30 @@ std::string NoProxyList() {
   return list;
 }
 
+// Failures that come back on every try (a certificate that does not verify, a server that does
+// not speak HTTP/1.1 or TLS): what is wrong, for the message; empty for failures that may heal
+// (refused, reset, timeouts, DNS).
+std::string_view NeverHeals(CURLcode rc, const std::string& message) {
+  switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return "TLS verification failed: check ca_file and the server's certificate";
+    case CURLE_SSL_CACERT_BADFILE:
+      return "the CA file cannot be used: check ca_file";
+    case CURLE_SSL_CONNECT_ERROR:
+      if (message.find("wrong version number") != std::string::npos ||
+          message.find("packet length too long") != std::string::npos) {
+        return "the server does not speak TLS: check the URL's scheme and port";
+      }
+      return "";
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_WEIRD_SERVER_REPLY:
+      // A gRPC (HTTP/2-only) port answers the request with frames curl reads as HTTP/0.9.
+      return "the server is not an HTTP/1.1 server: is the URL pointing at a gRPC port?";
+    default:
+      return "";
+  }
+}
+
 }  // namespace
 
 std::string FormEncode(std::string_view value) {
@@ -158,10 +182,32 @@ arrow::Result<HttpResponse> HttpCall(const HttpRequest& request) {
   const CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
     std::string msg = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+    const std::string_view cause = NeverHeals(rc, msg);
+    if (!cause.empty()) {
+      return MakeError(ErrorKind::kConnection, false,
+                       "HTTP request failed: " + msg + " (" + std::string(cause) + ")");
+    }
     return MakeError(ErrorKind::kConnection, true, "HTTP request failed: " + msg);
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
   return response;
+}
+
+bool SpeaksTls(const std::string& authority, std::chrono::milliseconds timeout) {
+  GlobalInit();
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  if (!curl) return false;
+  CURL* c = curl.get();
+  const std::string url = "https://" + authority + "/";
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);  // the handshake, no request
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout.count()));
+  return curl_easy_perform(c) == CURLE_OK;
 }
 
 }  // namespace arrow_zerobus::internal

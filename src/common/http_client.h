@@ -36,10 +36,16 @@ struct HttpResponse {
   std::string body;
 };
 
-// Transport failures (DNS, connect, TLS, timeout) are Connection errors (retryable) whose
-// message is "HTTP request failed: " and curl's description; any HTTP answer, 4xx/5xx included,
-// is a response.
+// Transport failures (DNS, connect, TLS, timeout) are Connection errors whose message is
+// "HTTP request failed: " and curl's description: retryable, except those that never heal (a
+// certificate that does not verify, a server that does not speak HTTP/1.1 or TLS), whose
+// message names the cause. Any HTTP answer, 4xx/5xx included, is a response.
 arrow::Result<HttpResponse> HttpCall(const HttpRequest& request);
+
+// Whether the server at `authority` ("host:port", "[v6]:port") completes a TLS handshake (its
+// certificate is not checked: this only tells a TLS server from a plaintext one, and nothing is
+// sent after the handshake). False on any failure or after `timeout`.
+bool SpeaksTls(const std::string& authority, std::chrono::milliseconds timeout);
 
 // application/x-www-form-urlencoded value (also fine for a URL path segment).
 std::string FormEncode(std::string_view value);

@@ -468,6 +468,8 @@ arrow::Status WrapperConfiguration::Validate() const {
   ARROW_RETURN_NOT_OK(RequirePositive(retry_max_attempts, "retry_max_attempts"));
   ARROW_RETURN_NOT_OK(RequireDurationMs(retry_base_delay_ms, "retry_base_delay_ms", false));
   ARROW_RETURN_NOT_OK(RequireDurationMs(retry_max_delay_ms, "retry_max_delay_ms", false));
+  ARROW_RETURN_NOT_OK(RequireDurationMs(send_timeout_ms, "send_timeout_ms", false));
+  ARROW_RETURN_NOT_OK(RequirePositive(max_sends_per_row, "max_sends_per_row"));
   if (retry_max_delay_ms < retry_base_delay_ms) {
     return ConfigurationError("retry_max_delay_ms (" + std::to_string(retry_max_delay_ms) +
                               ") must be >= retry_base_delay_ms (" +
@@ -638,6 +640,7 @@ std::string WrapperConfiguration::ToString() const {
      << ", retry_max_attempts=" << retry_max_attempts
      << ", retry_base_delay_ms=" << retry_base_delay_ms
      << ", retry_max_delay_ms=" << retry_max_delay_ms
+     << ", send_timeout_ms=" << send_timeout_ms << ", max_sends_per_row=" << max_sends_per_row
      << ", zerobus_writer_disabled=" << Bool(zerobus_writer_disabled)
      << ", streams_per_table=" << streams_per_table
      << ", max_inflight_requests=" << max_inflight_requests

@@ -77,6 +77,10 @@ const std::vector<OptionSpec>& OptionSpecs() {
        nullptr},
       {"RETRY_MAX_DELAY_MS", "retry", "max_delay_ms", AZ_PARSED(retry_max_delay_ms, ParseInt64),
        nullptr},
+      {"ZEROBUS_SEND_TIMEOUT_MS", "retry", "send_timeout_ms",
+       AZ_PARSED(send_timeout_ms, ParseInt64), nullptr},
+      {"ZEROBUS_MAX_SENDS_PER_ROW", "retry", "max_sends_per_row",
+       AZ_PARSED(max_sends_per_row, ParseInt32), nullptr},
       // stream (this project's additions)
       {"ZEROBUS_STREAMS_PER_TABLE", "stream", "streams_per_table",
        AZ_PARSED(streams_per_table, ParseInt32), nullptr},

@@ -92,6 +92,8 @@ TransmissionResult TransmissionResult::Concatenate(const std::vector<Transmissio
     r.batch_size_bytes += p.batch_size_bytes;
     r.retried_rows += p.retried_rows;
     r.replayed_rows += p.replayed_rows;
+    r.wire_copies += p.wire_copies;
+    r.rows_sent_more_than_once += p.rows_sent_more_than_once;
     r.attempts = std::max(r.attempts, p.attempts);
     if (p.latency_ms) r.latency_ms = std::max(r.latency_ms.value_or(0.0), *p.latency_ms);
     if (!r.error && p.error) r.error = p.error;

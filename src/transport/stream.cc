@@ -18,8 +18,8 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
-#include <random>
 #include <thread>
+#include <utility>
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/generic/generic_stub.h>
@@ -27,6 +27,8 @@
 
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/log.h"
+#include "common/http_client.h"
+#include "common/retry_policy.h"
 #include "transport/channel_internal.h"
 #include "transport/endpoint_internal.h"
 #include "transport/flight_wire_internal.h"
@@ -88,6 +90,19 @@ bool ContainsNoCase(std::string_view hay, std::string_view needle) {
   return it != hay.end();
 }
 
+// An open that failed because the endpoint speaks another protocol, which no retry heals: the
+// cause, for the message (empty when the failure may be transient).
+std::string_view ProtocolMismatch(std::string_view grpc_message) {
+  if (ContainsNoCase(grpc_message, "http1.x server")) {
+    return "the server answers HTTP/1.x: it is not a gRPC server; is the endpoint the Zerobus "
+           "gRPC port and not an HTTP port?";
+  }
+  if (ContainsNoCase(grpc_message, "wrong version number")) {
+    return "the server does not speak TLS: use http:// for a plaintext server, or check the port";
+  }
+  return {};
+}
+
 // Stream state changes at debug level (never headers or tokens). The text is formatted only
 // when debug records are wanted.
 #define AZ_TRACE(...)                                              \
@@ -104,11 +119,6 @@ bool ContainsNoCase(std::string_view hay, std::string_view needle) {
 Clock::time_point After(Clock::time_point from, milliseconds d) {
   const auto room = std::chrono::duration_cast<milliseconds>(Clock::time_point::max() - from);
   return d >= room ? Clock::time_point::max() : from + d;
-}
-
-double Jitter() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return std::uniform_real_distribution<double>(0.5, 1.0)(rng);
 }
 
 }  // namespace
@@ -213,6 +223,7 @@ struct Request {
   int64_t size = 0;        // bytes counted by flow control
   int64_t acked_rows = 0;  // kArrow: rows at the front already durable (cumulative acks)
   int32_t sends = 0;
+  RequestLimits limits;
   arrow::Future<IngestAck> future;
 };
 
@@ -301,7 +312,10 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   std::condition_variable state_cv;   // callers wait here (room, flush, open, close)
 
   Phase phase = Phase::kBackoff;
-  bool attempt_running = false;  // the worker is outside the lock starting an attempt
+  bool attempt_running = false;  // the opener thread is fetching an attempt's headers
+  std::thread opener;            // runs FetchHeaders
+  std::optional<arrow::Result<Headers>> fetched_headers;  // its result, for the worker
+  arrow::Result<std::shared_ptr<grpc::Channel>> fetched_channel;
   bool closing = false;          // Close() began: no more admissions
   bool stop = false;             // the worker exits
   arrow::Status final_status;
@@ -328,6 +342,11 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   Clock::time_point pause_deadline;
   Clock::time_point close_deadline;
   int failed_attempts = 0;   // consecutive
+  // The policies of the current run of consecutive failures (fresh clones when a run starts).
+  std::unique_ptr<internal::RetryPolicy> recovery_policy;
+  std::unique_ptr<internal::ExponentialBackoffPolicy> recovery_backoff;
+  bool attempt_capped_by_budget = false;  // attempt_deadline is the budget's, not recovery_timeout
+  bool probe_tls = false;  // the last open was closed unanswered: check for a TLS server
   bool auth_retry_used = false;
   arrow::Status last_error;  // of the latest failed attempt
   int live_rpcs = 0;
@@ -567,7 +586,20 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
                            " ended by the server (OK) with requests unacked");
     }
     if (!r.created && code == kGrpcUnavailable) {
-      // Could not connect (refused, DNS, TLS): say so.
+      // Could not connect (refused, DNS, TLS, another protocol): say so.
+      const std::string_view mismatch = ProtocolMismatch(message);
+      if (!mismatch.empty()) {
+        return MakeError(ErrorKind::kConnection, false,
+                         "cannot open stream to " + channel_settings.endpoint.target() + ": " +
+                             message + " (" + std::string(mismatch) + ")",
+                         code);
+      }
+      // A TLS server closes a plaintext connection without a word: the next attempt checks
+      // whether the endpoint speaks TLS.
+      if (!channel_settings.endpoint.tls && (ContainsNoCase(message, "socket closed") ||
+                                             ContainsNoCase(message, "connection reset"))) {
+        probe_tls = true;
+      }
       const bool tls = ContainsNoCase(message, "handshake") || ContainsNoCase(message, "ssl") ||
                        ContainsNoCase(message, "certificate");
       std::string text = "cannot open stream to " + channel_settings.endpoint.target() + ": " +
@@ -623,22 +655,63 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       return;
     }
     ++failed_attempts;
-    if (failed_attempts > options.recovery_retries) {
-      const auto* detail = GetZerobusDetail(st);
+    if (failed_attempts == 1 || !recovery_policy) {
+      recovery_policy = std::make_unique<internal::LimitedErrorCountRetryPolicy>(
+          options.recovery_retries);
+      recovery_backoff = std::make_unique<internal::ExponentialBackoffPolicy>(
+          options.recovery_backoff, options.recovery_backoff_max, 2.0, 0.5);
+    }
+    const auto* detail = GetZerobusDetail(st);
+    auto give_up = [&](const std::string& why) {
       Fail(MakeError(GetErrorKind(st), true,
                      "stream recovery gave up after " + std::to_string(failed_attempts) +
-                         " failed attempts; last error: " + st.message(),
+                         " failed attempts" + why + "; last error: " + st.message(),
                      detail ? detail->grpc_code() : std::nullopt,
                      detail ? detail->server_code() : std::nullopt),
            ops);
-      return;
+    };
+    if (!recovery_policy->OnFailure(st)) return give_up("");
+    const milliseconds delay = recovery_backoff->OnCompletion();
+    const internal::Deadline budget(OperationDeadline());
+    if (!budget.Allows(delay)) {
+      return give_up(" (the send's time budget ends before the next attempt could start, " +
+                     Millis(delay) + " from now)");
+    }
+    // A failed attempt is shown by default (warning): a person waiting sees what happens.
+    if (LogEnabled(LogSeverity::kWarning)) {
+      Log(LogSeverity::kWarning, "stream to " + options.table_name + ": attempt " +
+                                  std::to_string(failed_attempts) + " failed (" + st.message() +
+                                  "); next attempt " + std::to_string(failed_attempts + 1) +
+                                  " of " + std::to_string(options.recovery_retries + 1) + " in " +
+                                  Millis(delay));
     }
     phase = Phase::kBackoff;
-    const double base = static_cast<double>(options.recovery_backoff.count());
-    const double capped = std::min(base * static_cast<double>(1LL << std::min(failed_attempts - 1, 20)),
-                                   static_cast<double>(options.recovery_backoff_max.count()));
-    backoff_until = Clock::now() + milliseconds(static_cast<int64_t>(capped * Jitter()));
+    backoff_until = Clock::now() + delay;
     state_cv.notify_all();
+  }
+
+  // The budget recovery draws from: Open's while no RPC has opened yet, then the oldest
+  // unacknowledged request's (acks are cumulative: nothing behind it is acked before it).
+  Clock::time_point OperationDeadline() const {
+    Clock::time_point d = stats.rpcs_opened == 0 ? options.open_deadline : Clock::time_point::max();
+    if (!pending.empty()) d = std::min(d, pending.front().limits.deadline);
+    return d;
+  }
+
+  // A request that already went on the wire as often as its sender allows: the stream fails
+  // rather than send it again (retryable, so that the rest can go elsewhere).
+  std::optional<arrow::Status> SendsSpent() const {
+    for (const auto& req : pending) {
+      if (req.limits.max_sends > 0 && req.sends >= req.limits.max_sends) {
+        return MakeError(ErrorKind::kTransmission, true,
+                         "a request of " + std::to_string(req.num_records) +
+                             " row(s) went on the wire " + std::to_string(req.sends) +
+                             " time(s), the most allowed (max_sends_per_row), and was not "
+                             "acknowledged" +
+                             (last_error.ok() ? "" : "; last error: " + last_error.message()));
+      }
+    }
+    return std::nullopt;
   }
 
   StreamState PublicState() const {
@@ -661,8 +734,9 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
 
   // ---- worker --------------------------------------------------------------------------------
 
-  // Finishes the futures of acked and failed requests, outside the lock. Runs on the worker;
-  // Abort and Close also call it so they never wait for a worker busy fetching a token.
+  // Finishes the futures of acked and failed requests, outside the lock. Runs on the worker
+  // only, so completion callbacks always run there (the worker never blocks on a token fetch:
+  // that runs on the opener thread).
   void Deliver(std::unique_lock<std::mutex>& lk) {
     if (to_complete.empty() && to_fail.empty()) return;
     std::vector<Request> done = std::move(to_complete);
@@ -696,14 +770,59 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
 
   void StartAttempt(std::unique_lock<std::mutex>& lk) {
     AZ_TRACE("start attempt (failed_attempts=%d)", failed_attempts);
+    if (auto spent = SendsSpent()) {
+      RpcOps ops;
+      Fail(std::move(*spent), &ops);
+      lk.unlock();
+      Execute(ops);
+      lk.lock();
+      return;
+    }
     attempt_running = true;
+    const Clock::time_point budget = OperationDeadline();
+    const bool probe = std::exchange(probe_tls, false);
+    // The headers provider may block (a token endpoint): it runs on the opener thread, so that
+    // this worker stays free to finish futures (Abort, Close) meanwhile. The previous opener
+    // has finished already (its result was taken).
+    std::thread previous = std::move(opener);
     lk.unlock();
-    auto headers = options.headers_provider->GetHeaders();
+    if (previous.joinable()) previous.join();
+    auto self = shared_from_this();
+    std::thread next([self, budget, probe] { self->FetchHeaders(budget, probe); });
+    lk.lock();
+    opener = std::move(next);
+  }
+
+  // On the opener thread: the attempt's headers and channel, handed to the worker.
+  void FetchHeaders(Clock::time_point budget, bool probe_tls_first) {
+    if (probe_tls_first && internal::SpeaksTls(channel_settings.endpoint.target(),
+                                               internal::Deadline(budget).Cap(milliseconds(2000)))) {
+      std::lock_guard<std::mutex> lk(mu);
+      fetched_headers = arrow::Result<Headers>(MakeError(
+          ErrorKind::kConnection, false,
+          "cannot open stream to " + channel_settings.endpoint.target() +
+              ": the server speaks TLS but the endpoint is plaintext http://: use https://"));
+      attempt_running = false;
+      worker_cv.notify_all();
+      return;
+    }
+    auto headers = options.headers_provider->GetHeaders(budget);
     arrow::Result<std::shared_ptr<grpc::Channel>> channel;
     if (headers.ok()) channel = internal::MakeChannel(channel_settings, ca_pem);
-    lk.lock();
+    std::lock_guard<std::mutex> lk(mu);
+    fetched_headers = std::move(headers);
+    fetched_channel = std::move(channel);
     attempt_running = false;
+    worker_cv.notify_all();
+  }
+
+  // On the worker, once FetchHeaders is done: starts the RPC (or schedules the next attempt).
+  void ContinueAttempt(std::unique_lock<std::mutex>& lk) {
+    arrow::Result<Headers> headers = std::move(*fetched_headers);
+    arrow::Result<std::shared_ptr<grpc::Channel>> channel = std::move(fetched_channel);
+    fetched_headers.reset();
     if (phase != Phase::kBackoff) return;  // failed or aborted meanwhile
+    const Clock::time_point budget = OperationDeadline();
     RpcOps ops;
     arrow::Status st = headers.ok() ? channel.status() : headers.status();
     if (st.ok()) {
@@ -737,6 +856,8 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
     ++live_rpcs;
     phase = Phase::kConnecting;
     attempt_deadline = After(Clock::now(), options.recovery_timeout);
+    attempt_capped_by_budget = budget < attempt_deadline;
+    if (attempt_capped_by_budget) attempt_deadline = budget;
     Headers h;
     for (auto& kv : *headers) {
       if (kv.first == "x-databricks-zerobus-table-name" || kv.first == "user-agent") continue;
@@ -763,6 +884,11 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       RpcOps ops;
       switch (phase) {
         case Phase::kBackoff:
+          if (fetched_headers) {
+            ContinueAttempt(lk);
+            continue;
+          }
+          if (attempt_running) break;  // FetchHeaders wakes the worker when it is done
           if (now >= backoff_until) {
             StartAttempt(lk);
             continue;
@@ -779,8 +905,11 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
               CancelRpc(rpc,
                         MakeError(ErrorKind::kConnection, true,
                                   "no create_stream_response from " +
-                                      channel_settings.endpoint.target() + " within " +
-                                      Millis(options.recovery_timeout) + " (recovery_timeout)",
+                                      channel_settings.endpoint.target() +
+                                      (attempt_capped_by_budget
+                                           ? std::string(" before the send's time budget ended")
+                                           : " within " + Millis(options.recovery_timeout) +
+                                                 " (recovery_timeout)"),
                                   kGrpcDeadlineExceeded),
                         &ops);
             } else {
@@ -795,7 +924,15 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
           }
           if (!rpc->cancel_reason && wire_inflight() > 0) {
             const auto deadline = After(last_progress, options.server_lack_of_ack_timeout);
-            if (now >= deadline) {
+            const auto budget = OperationDeadline();
+            if (now >= budget) {
+              CancelRpc(rpc,
+                        MakeError(ErrorKind::kTransmission, true,
+                                  "no ack before the send's time budget ended, with " +
+                                      std::to_string(wire_inflight()) + " requests in flight",
+                                  kGrpcDeadlineExceeded),
+                        &ops);
+            } else if (now >= deadline) {
               CancelRpc(rpc,
                         MakeError(ErrorKind::kTransmission, true,
                                   "no ack for " + Millis(options.server_lack_of_ack_timeout) +
@@ -804,7 +941,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
                                   kGrpcDeadlineExceeded),
                         &ops);
             } else {
-              wake = deadline;
+              wake = std::min(deadline, budget);
             }
           }
           break;
@@ -828,7 +965,10 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
             // close and then stalls must not hold the stream (and Flush, Close) for that long.
             // It counts as a failed attempt, so a server that does it every time runs out the
             // recovery retries instead of looping.
-            const auto ack_deadline = After(last_progress, options.server_lack_of_ack_timeout);
+            // The oldest request's time budget bounds it as well.
+            const auto ack_deadline =
+                std::min(After(last_progress, options.server_lack_of_ack_timeout),
+                         OperationDeadline());
             if (!rpc->cancel_reason && now >= ack_deadline) {
               CancelRpc(rpc,
                         MakeError(ErrorKind::kTransmission, true,
@@ -887,14 +1027,35 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       stop = true;
       worker_cv.notify_all();
     }
-    if (!worker.joinable()) return;
-    if (on_worker()) {
-      // Destroyed or closed from a completion callback: the worker holds its own reference to
-      // the core and ends after the callback returns.
-      worker.detach();
-    } else {
-      worker.join();
+    if (worker.joinable()) {
+      if (on_worker()) {
+        // Destroyed or closed from a completion callback: the worker holds its own reference
+        // to the core and ends after the callback returns.
+        worker.detach();
+      } else {
+        worker.join();
+      }
     }
+    // The worker starts no opener any more. A headers provider still running ends by its
+    // budget; from a completion callback it is left to finish on its own (it holds its own
+    // reference to the core).
+    std::thread fetching;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      fetching = std::move(opener);
+    }
+    if (fetching.joinable()) {
+      if (on_worker()) {
+        fetching.detach();
+      } else {
+        fetching.join();
+      }
+    }
+  }
+
+  ~Core() {
+    // The last reference was the opener's own (the stream is gone): it cannot join itself.
+    if (opener.joinable()) opener.detach();
   }
 };
 
@@ -1063,7 +1224,8 @@ ZerobusStream::~ZerobusStream() {
 
 arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(
     std::shared_ptr<arrow::Buffer> owner, std::string_view bytes, int64_t num_records, bool batch,
-    std::shared_ptr<const internal::FlightPiece> piece, int64_t* seq) {
+    RequestLimits request_limits, std::shared_ptr<const internal::FlightPiece> piece,
+    int64_t* seq) {
   Core& c = *core_;
   if ((c.options.record_type == RecordType::kArrow) != (piece != nullptr)) {
     return MakeError(ErrorKind::kConversion, false,
@@ -1086,7 +1248,9 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(
   arrow::Future<IngestAck> future = arrow::Future<IngestAck>::Make();
   {
     std::unique_lock<std::mutex> lk(c.mu);
-    const auto deadline = After(Clock::now(), c.options.block_timeout);
+    const auto block_deadline = After(Clock::now(), c.options.block_timeout);
+    const bool by_budget = request_limits.deadline < block_deadline;
+    const auto deadline = by_budget ? request_limits.deadline : block_deadline;
     while (true) {
       if (c.phase == Phase::kFailed) return c.final_status;
       if (c.phase == Phase::kClosed || c.closing) {
@@ -1116,8 +1280,10 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(
       } else if (c.state_cv.wait_until(lk, deadline) == std::cv_status::timeout &&
                  Clock::now() >= deadline) {
         return MakeError(ErrorKind::kTransmission, true,
-                         "timed out after " + Millis(c.options.block_timeout) +
-                             " waiting for room (block_timeout): " + limits);
+                         (by_budget ? std::string("the send's time budget ended waiting for room: ")
+                                    : "timed out after " + Millis(c.options.block_timeout) +
+                                          " waiting for room (block_timeout): ") +
+                             limits);
       }
     }
     Request req;
@@ -1129,6 +1295,7 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(
     req.bytes = bytes;
     req.piece = std::move(piece);
     req.size = size;
+    req.limits = request_limits;
     req.future = future;
     c.pending.push_back(std::move(req));
     c.inflight_bytes += size;
@@ -1155,7 +1322,8 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::IngestFramedBatch(
 }
 
 arrow::Result<arrow::Future<IngestAck>> ZerobusStream::IngestChunk(const EncodedBatch& batch,
-                                                                   RecordRange range) {
+                                                                   RecordRange range,
+                                                                   RequestLimits limits) {
   const int64_t n = batch.num_records();
   if (range.begin < 0 || range.end > n || range.begin >= range.end ||
       static_cast<int64_t>(batch.record_offsets.size()) < range.end + 1 || !batch.buffer) {
@@ -1170,11 +1338,11 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::IngestChunk(const Encoded
   }
   std::string_view bytes(reinterpret_cast<const char*>(batch.buffer->data()) + from,
                          static_cast<size_t>(to - from));
-  return Admit(batch.buffer, bytes, range.end - range.begin, true);
+  return Admit(batch.buffer, bytes, range.end - range.begin, true, limits);
 }
 
 std::vector<ZerobusStream::ArrowPiece> ZerobusStream::IngestArrowBatch(
-    std::shared_ptr<arrow::RecordBatch> batch) {
+    std::shared_ptr<arrow::RecordBatch> batch, RequestLimits limits) {
   Core& c = *core_;
   const int64_t rows = batch ? batch->num_rows() : 0;
   std::vector<ArrowPiece> out;
@@ -1211,7 +1379,8 @@ std::vector<ZerobusStream::ArrowPiece> ZerobusStream::IngestArrowBatch(
                                   piece.status().message());
       } else {
         int64_t seq = -1;
-        auto f = Admit(nullptr, {}, range.end - range.begin, true, std::move(*piece), &seq);
+        auto f = Admit(nullptr, {}, range.end - range.begin, true, limits, std::move(*piece),
+                       &seq);
         if (f.ok()) {
           out.push_back(ArrowPiece{range, std::move(*f), seq});
           continue;
@@ -1327,8 +1496,8 @@ arrow::Status ZerobusStream::Close() {
   }
   Core::Execute(ops);
   {
+    // The worker finishes what failed or was acked (callbacks run on it only).
     std::unique_lock<std::mutex> lk(c.mu);
-    c.Deliver(lk);
     c.state_cv.wait(lk, [&] {
       return (c.phase == Phase::kClosed || c.phase == Phase::kFailed) && c.AllFinished();
     });
@@ -1349,9 +1518,10 @@ void ZerobusStream::Abort() {
            &ops);
   }
   Core::Execute(ops);
-  std::unique_lock<std::mutex> lk(c.mu);
-  c.Deliver(lk);
+  // The worker finishes the failed futures (callbacks run on it only); from a callback, after
+  // that callback returns.
   if (c.on_worker()) return;
+  std::unique_lock<std::mutex> lk(c.mu);
   c.state_cv.wait(lk, [&] { return c.AllFinished(); });
 }
 

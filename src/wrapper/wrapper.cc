@@ -31,6 +31,7 @@
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/flight_schema.h"
 #include "arrow_zerobus/log.h"
+#include "common/retry_policy.h"
 #include "wrapper/json_rows_internal.h"
 #include "wrapper/wrapper_internal.h"
 
@@ -213,11 +214,18 @@ struct Chunk {
 }  // namespace
 
 struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl> {
-  explicit Impl(WrapperConfiguration c) : config(std::move(c)) {}
+  explicit Impl(WrapperConfiguration c)
+      : config(std::move(c)),
+        retry_prototype(config.retry_max_attempts, milliseconds(config.send_timeout_ms)),
+        backoff_prototype(milliseconds(config.retry_base_delay_ms),
+                          milliseconds(config.retry_max_delay_ms), 2.0, 0.0) {}
   ~Impl() { (void)Shutdown(); }
 
   // ---- configuration and parts (set by Make, then read-only) ---------------------------------
   WrapperConfiguration config;
+  // Cloned per send: retry_max_attempts within send_timeout_ms, full-jitter exponential backoff.
+  const internal::AttemptsAndTimeRetryPolicy retry_prototype;
+  const internal::ExponentialBackoffPolicy backoff_prototype;
   std::shared_ptr<HeadersProvider> headers;  // null without credentials
   std::unique_ptr<DebugWriter> debug;
   std::unique_ptr<Telemetry> telemetry;
@@ -563,8 +571,10 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
 
   // ---- streams ---------------------------------------------------------------------------------
 
-  StreamOptions StreamOptionsFor(const DescriptorProto& descriptor) const {
+  StreamOptions StreamOptionsFor(const DescriptorProto& descriptor,
+                                 internal::Deadline deadline) const {
     StreamOptions o = StreamOptions::Defaults();
+    o.open_deadline = deadline.at();
     o.endpoint = config.endpoint;
     o.table_name = config.table_name;
     // JSON streams carry no descriptor: the table must exist (Zerobus checks the rows against it).
@@ -620,7 +630,9 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
 
   // A usable stream in `slot`, opening one if needed. Only one sender opens a slot's stream at a
   // time; the others wait for it (without holding the lock while it opens) and share its error.
-  arrow::Result<std::shared_ptr<StreamHandle>> Acquire(StreamPool& pool, StreamSlot& slot) {
+  // Gives up at `deadline` (the send's budget), also while another sender opens the stream.
+  arrow::Result<std::shared_ptr<StreamHandle>> Acquire(StreamPool& pool, StreamSlot& slot,
+                                                       internal::Deadline deadline) {
     std::shared_ptr<StreamHandle> dropped;  // released after the lock
     std::unique_lock<std::mutex> lk(slot.mu);
     const int64_t generation = slot.open_generation;
@@ -632,7 +644,11 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
         RetireLocked(slot, state == StreamState::kFailed);
       }
       if (slot.opening) {
-        slot.cv.wait(lk, [&] { return !slot.opening; });
+        if (!slot.cv.wait_until(lk, deadline.at(), [&] { return !slot.opening; })) {
+          return MakeError(ErrorKind::kConnection, true,
+                           "the send's time budget ended while another send was opening the "
+                           "stream to " + config.table_name);
+        }
         if (slot.open_generation != generation && !slot.last_open_error.ok()) {
           return slot.last_open_error;
         }
@@ -640,7 +656,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
       }
       slot.opening = true;
       lk.unlock();
-      StreamOptions options = StreamOptionsFor(pool.descriptor);
+      StreamOptions options = StreamOptionsFor(pool.descriptor, deadline);
       if (pool.arrow_schema) {
         options.record_type = RecordType::kArrow;
         options.descriptor.reset();
@@ -681,6 +697,8 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
   struct SendOutcome {
     TransmissionResult result;
     int64_t replayed = 0;        // records that went on the wire again
+    int64_t wire_copies = 0;     // row copies that went on the wire, first sends included
+    int64_t rows_sent_more_than_once = 0;
     int64_t resent_rows = 0;     // rows sent again by the wrapper after a stream failed
     int64_t wrapper_replays = 0;  // of those, rows whose request had been on the wire
     int64_t transmission_failed = 0;  // failed rows that were not conversion failures
@@ -712,7 +730,12 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     arrow::Status last_error;
     int32_t attempt = 0;
     int64_t bytes_sent = 0;
+    std::unique_ptr<internal::RetryPolicy> retry;
+    std::unique_ptr<internal::ExponentialBackoffPolicy> backoff;
+    // Not acknowledged, and already max_sends_per_row times on the wire: not sent again.
+    std::vector<Chunk> spent;
     bool exhausted = false;
+    bool out_of_time = false;
     bool stopped_by_cooldown = false;
     bool stopped_by_shutdown = false;
     // The attempt in flight.
@@ -886,14 +909,17 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
   // Arrow Flight: each pending run of rows goes to the stream as one batch, which splits it into
   // pieces. s.pending becomes one chunk per piece, in the order of s.futures (a piece that was
   // not admitted has a finished future with the reason), then the runs not handed over.
-  void AdmitFlight(SendState& s, ZerobusStream& stream) {
+  void AdmitFlight(SendState& s, ZerobusStream& stream, const internal::Deadline& deadline) {
     std::vector<Chunk> pieces;
     size_t next = 0;
     bool refused = false;
     for (; next < s.pending.size() && !refused; ++next) {
       const Chunk& c = s.pending[next];
       const int64_t rows = c.range.end - c.range.begin;
-      for (auto& p : stream.IngestArrowBatch(s.flight_rows->Slice(c.range.begin, rows))) {
+      RequestLimits limits;
+      limits.deadline = deadline.at();
+      limits.max_sends = config.max_sends_per_row - c.wire_sends;
+      for (auto& p : stream.IngestArrowBatch(s.flight_rows->Slice(c.range.begin, rows), limits)) {
         const int64_t part = p.range.end - p.range.begin;
         Chunk piece{{c.range.begin + p.range.begin, c.range.begin + p.range.end},
                     c.bytes * part / std::max<int64_t>(rows, 1), c.wire_sends, p.seq};
@@ -933,7 +959,8 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     }
     StreamPool& pool = *s->entry.pool;
     StreamSlot& slot = ChooseSlot(pool);
-    auto handle = Acquire(pool, slot);
+    const internal::Deadline deadline = s->retry->deadline();
+    auto handle = Acquire(pool, slot, deadline);
     if (!handle.ok()) {
       s->last_error = handle.status();
       Decide(s);
@@ -948,9 +975,12 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     s->futures.clear();
     s->futures.reserve(s->pending.size());
     const std::vector<Chunk> none;  // Arrow Flight admits its own way
-    if (s->flight_rows) AdmitFlight(*s, stream);
+    if (s->flight_rows) AdmitFlight(*s, stream, deadline);
     for (const auto& c : s->flight_rows ? none : s->pending) {
-      auto f = stream.IngestChunk(*s->wire, c.range);
+      RequestLimits limits;
+      limits.deadline = deadline.at();
+      limits.max_sends = config.max_sends_per_row - c.wire_sends;
+      auto f = stream.IngestChunk(*s->wire, c.range, limits);
       if (!f.ok()) {
         s->last_error = f.status();
         break;
@@ -1021,19 +1051,31 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
 
   // After an attempt: finished, given up, or a retry after a backoff.
   void Decide(const std::shared_ptr<SendState>& s) {
+    // Rows already sent as often as max_sends_per_row allows are not sent again.
+    std::vector<Chunk> left;
+    for (auto& c : s->pending) {
+      (c.wire_sends >= config.max_sends_per_row ? s->spent : left).push_back(c);
+    }
+    s->pending = std::move(left);
     if (s->pending.empty()) return Finish(s);
     if (IsPipelineBlocked(s->last_error)) {
       StartCooldown(config.pipeline_blocked_cooldown_ms, "pipeline creation was blocked (6006)");
       s->stopped_by_cooldown = true;
       return Finish(s);
     }
-    if (!IsRetryable(s->last_error)) return Finish(s);
-    if (s->attempt >= config.retry_max_attempts) {
-      s->exhausted = true;
+    if (!s->retry->OnFailure(s->last_error)) {
+      if (IsRetryable(s->last_error)) {
+        s->exhausted = true;
+        s->out_of_time = s->retry->deadline().expired();
+      }
       return Finish(s);
     }
-    const int64_t delay_ms = internal::FullJitterBackoffMs(
-        s->attempt, config.retry_base_delay_ms, config.retry_max_delay_ms, UnitRandom());
+    const int64_t delay_ms = s->backoff->OnCompletion().count();
+    if (!s->retry->deadline().Allows(milliseconds(delay_ms))) {
+      s->exhausted = true;
+      s->out_of_time = true;
+      return Finish(s);
+    }
     if (LogEnabled(LogSeverity::kWarning)) {
       Log(LogSeverity::kWarning,
           "table " + config.table_name + ": " + std::to_string(s->pending.size()) +
@@ -1074,13 +1116,21 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     const int64_t n = s->n;
     std::optional<std::string> transmission_error;
     std::vector<int64_t> in_doubt;
-    if (!s->pending.empty()) {
+    if (!s->pending.empty() || !s->spent.empty()) {
       std::string message;
       const arrow::Status& last_error = s->last_error;
       if (s->exhausted) {
-        message = RenderError(MakeError(ErrorKind::kRetryExhausted, false,
-                                        "gave up after " + std::to_string(s->attempt) +
-                                            " attempts; last cause: " + RenderError(last_error)));
+        const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - s->start);
+        const std::string why =
+            s->out_of_time
+                ? "the send's time budget, send_timeout_ms=" +
+                      std::to_string(config.send_timeout_ms) + ", ran out"
+                : "retry_max_attempts=" + std::to_string(config.retry_max_attempts) + " used up";
+        message = RenderError(MakeError(
+            ErrorKind::kRetryExhausted, false,
+            "gave up after " + std::to_string(s->attempt) +
+                " attempts; last cause: " + RenderError(last_error) + " (" + why + " after " +
+                std::to_string(took.count()) + " ms)"));
       } else if (s->stopped_by_shutdown) {
         message = RenderError(MakeError(ErrorKind::kTransmission, false,
                                         "the wrapper shut down before a retry; last cause: " +
@@ -1096,26 +1146,38 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
       // a permanent refusal (the table's schema, a missing grant) is not helped by pausing.
       const bool service_caused = s->exhausted || IsRetryable(last_error);
       // A request that went on the wire and was never acknowledged may have been stored.
-      const std::string in_doubt_message =
-          message +
+      const std::string doubt_note =
           " [in doubt: the request reached the server and was not acknowledged before its "
           "stream ended; the row may be in the table, and sending it again may duplicate it]";
-      for (const auto& c : s->pending) {
-        const bool doubt = c.wire_sends > 0;
-        for (int64_t k = c.range.begin; k < c.range.end; ++k) {
-          const int64_t row = s->wire->source_rows[static_cast<size_t>(k)];
-          s->failed.push_back({row, doubt ? in_doubt_message : message});
-          if (doubt) in_doubt.push_back(row);
-          if (service_caused) ++out.transmission_failed;
+      const std::string spent_message = RenderError(MakeError(
+          ErrorKind::kRetryExhausted, false,
+          "sent " + std::to_string(config.max_sends_per_row) +
+              " time(s), the most max_sends_per_row allows, without an acknowledgement; last "
+              "cause: " + RenderError(last_error)));
+      auto fail_rows = [&](const std::vector<Chunk>& chunks, const std::string& why) {
+        const std::string in_doubt_message = why + doubt_note;
+        for (const auto& c : chunks) {
+          const bool doubt = c.wire_sends > 0;
+          for (int64_t k = c.range.begin; k < c.range.end; ++k) {
+            const int64_t row = s->wire->source_rows[static_cast<size_t>(k)];
+            s->failed.push_back({row, doubt ? in_doubt_message : why});
+            if (doubt) in_doubt.push_back(row);
+            if (service_caused) ++out.transmission_failed;
+          }
         }
+      };
+      fail_rows(s->pending, message);
+      fail_rows(s->spent, spent_message);
+      transmission_error = s->pending.empty() ? spent_message : std::move(message);
+    }
+    // Copies on the wire: every send of every row, acknowledged or not.
+    for (const auto* chunks : {&s->finished, &s->pending, &s->spent}) {
+      for (const auto& c : *chunks) {
+        const int64_t rows = c.range.end - c.range.begin;
+        out.replayed += std::max(0, c.wire_sends - 1) * rows;
+        out.wire_copies += static_cast<int64_t>(c.wire_sends) * rows;
+        if (c.wire_sends > 1) out.rows_sent_more_than_once += rows;
       }
-      transmission_error = std::move(message);
-    }
-    for (const auto& c : s->finished) {
-      out.replayed += std::max(0, c.wire_sends - 1) * (c.range.end - c.range.begin);
-    }
-    for (const auto& c : s->pending) {
-      out.replayed += std::max(0, c.wire_sends - 1) * (c.range.end - c.range.begin);
     }
     auto result =
         TransmissionResult::FromRowOutcomes(n, std::move(s->successful), std::move(s->failed));
@@ -1140,6 +1202,8 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     result.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - s->start).count();
     result.retried_rows = out.resent_rows;
     result.replayed_rows = out.replayed;
+    result.wire_copies = out.wire_copies;
+    result.rows_sent_more_than_once = out.rows_sent_more_than_once;
 
     // Failure-rate cool-down: only failures the service caused count (a batch with bad rows says
     // nothing about the service, and pausing would not fix it).
@@ -1167,6 +1231,8 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
       counters.bytes_sent += result.batch_size_bytes;
       counters.retries += std::max(0, result.attempts - 1);
       counters.rows_retried += out.resent_rows;
+      counters.wire_copies += out.wire_copies;
+      counters.rows_sent_more_than_once += out.rows_sent_more_than_once;
       wrapper_replays += out.wrapper_replays;
       if (out.refused_in_cooldown) ++counters.batches_refused_in_cooldown;
     }
@@ -1223,6 +1289,8 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     s->impl = shared_from_this();
     s->wall_start = std::chrono::system_clock::now();
     s->start = Clock::now();
+    s->retry = retry_prototype.clone();
+    s->backoff = backoff_prototype.clone();
     s->n = batch.num_rows();
     auto future = s->future;
     {

@@ -645,7 +645,7 @@ TEST(ConfigYaml, ErrorsNameKeyLineAndValue) {
   ExpectConfigError(
       WrapperConfiguration::FromYamlString("retry:\n  max_atempts: 3\n", "c.yaml").status(),
       "c.yaml:2: retry.max_atempts: unknown key (known keys in retry: base_delay_ms, "
-      "max_attempts, max_delay_ms)");
+      "max_attempts, max_delay_ms, max_sends_per_row, send_timeout_ms)");
   ExpectConfigError(WrapperConfiguration::FromYamlString("endpoint: x\n", "c.yaml").status(),
                     "c.yaml:1: endpoint: unknown key");
   ExpectConfigError(

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -569,6 +570,55 @@ TEST_F(RecoveryTest, AbortDoesNotWaitForAHeadersProviderThatHangs) {
   }
   EXPECT_EQ((*stream)->TakeUnacked().size(), 2u);
   provider->Release();
+}
+
+// Futures are finished on the stream's worker only (the documented contract), also when the
+// caller ends the stream: a completion callback never runs on the thread calling Abort or Close.
+struct CallbackThreads {
+  std::mutex mu;
+  std::vector<std::thread::id> ids;
+  void Watch(std::vector<arrow::Future<IngestAck>>& futures) {
+    for (auto& f : futures) {
+      f.AddCallback([this](const arrow::Result<IngestAck>&) {
+        std::lock_guard<std::mutex> lk(mu);
+        ids.push_back(std::this_thread::get_id());
+      });
+    }
+  }
+};
+
+TEST_F(RecoveryTest, AbortFinishesFuturesOnTheWorkerThread) {
+  auto stream = ZerobusStream::Open(FastOptions(*emu_, kTable));
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  auto rule = Rule();
+  rule.withhold_acks = true;
+  emu_->faults().Add(rule);
+  Sent sent = SendRequests(**stream, 3, 10);
+  CallbackThreads seen;
+  seen.Watch(sent.futures);
+  (*stream)->Abort();
+  for (auto& f : sent.futures) ASSERT_TRUE(f.is_finished());  // Abort waits for them
+  std::lock_guard<std::mutex> lk(seen.mu);
+  ASSERT_EQ(seen.ids.size(), 3u);
+  for (const auto& id : seen.ids) EXPECT_NE(id, std::this_thread::get_id());
+}
+
+TEST_F(RecoveryTest, CloseFinishesFuturesOnTheWorkerThread) {
+  auto o = FastOptions(*emu_, kTable);
+  o.flush_timeout = milliseconds(300);
+  auto stream = ZerobusStream::Open(o);
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  auto rule = Rule();
+  rule.withhold_acks = true;
+  emu_->faults().Add(rule);
+  Sent sent = SendRequests(**stream, 3, 10);
+  CallbackThreads seen;
+  seen.Watch(sent.futures);
+  EXPECT_FALSE((*stream)->Close().ok());  // the flush inside times out: the requests fail
+  for (auto& f : sent.futures) ASSERT_TRUE(f.is_finished());
+  std::lock_guard<std::mutex> lk(seen.mu);
+  ASSERT_EQ(seen.ids.size(), 3u);
+  for (const auto& id : seen.ids) EXPECT_NE(id, std::this_thread::get_id());
 }
 
 TEST_F(RecoveryTest, RetryBudgetRunsOutWhenEveryRpcBreaks) {

@@ -154,6 +154,22 @@ TEST(WrapperFlight, AFailedStreamIsReplacedAndTheRowsSentAgain) {
   ASSERT_TRUE(w.Shutdown().ok());
 }
 
+TEST(WrapperFlight, MaxSendsPerRowBoundsTheCopiesOfAPiece) {
+  ScriptedFlightServer server(Mode::kWithholdAcks);  // the first DoPut never acks
+  auto c = FlightConfig(server);
+  c.ack_timeout_ms = 300;
+  c.recovery_retries = 3;
+  c.max_sends_per_row = 1;  // the stream may not replay it, the wrapper may not resend it
+  auto w = MakeWrapper(c);
+  auto r = w.SendBatch(*FlightRows(0, 30)).ValueOrDie();
+  ExpectAccounted(r, 30);
+  EXPECT_EQ(r.successful_count, 0);
+  EXPECT_EQ(r.in_doubt_rows, Range(0, 30));
+  EXPECT_THAT(r.failed_rows[0].message, HasSubstr("max_sends_per_row"));
+  EXPECT_EQ(server.ReceivedIds(), Range(0, 30));  // on the wire once
+  (void)w.Shutdown();
+}
+
 TEST(WrapperFlight, SchemaRejectionFailsEveryRowWithTheCauses) {
   ScriptedFlightServer server(Mode::kSchemaReject);
   auto w = MakeWrapper(FlightConfig(server));

@@ -14,7 +14,7 @@
 
 #include "arrow_zerobus/arrow_zerobus.h"
 #include "wrapper/json_rows_internal.h"
-#include "wrapper/wrapper_internal.h"
+#include "common/retry_policy.h"
 #include <nlohmann/json.hpp>
 #include "wrapper_test_util.h"
 
@@ -615,13 +615,23 @@ TEST(JsonRowsTest, RowsOverTheLimitFailAloneAndChunksStayUnderIt) {
 // ---- policies ------------------------------------------------------------------------------------
 
 TEST(RetryPolicyTest, FullJitterBackoffStaysUnderTheExponentialCap) {
-  using internal::FullJitterBackoffMs;
-  EXPECT_EQ(FullJitterBackoffMs(1, 100, 30000, 0.0), 0);
-  EXPECT_EQ(FullJitterBackoffMs(1, 100, 30000, 0.5), 50);
-  EXPECT_EQ(FullJitterBackoffMs(3, 100, 30000, 0.5), 200);     // cap 400
-  EXPECT_EQ(FullJitterBackoffMs(20, 100, 30000, 0.5), 15000);  // capped by max
-  EXPECT_EQ(FullJitterBackoffMs(1000, 100, 30000, 0.999), 29970);
-  EXPECT_LE(FullJitterBackoffMs(2, 100, 30000, 1.0), 200);
+  // The wrapper's backoff: retry_base_delay_ms * 2^(n-1), capped at retry_max_delay_ms, drawn
+  // from [0, cap] (full jitter).
+  auto delays = [](std::vector<double> units) {
+    internal::ExponentialBackoffPolicy b(std::chrono::milliseconds(100),
+                                         std::chrono::milliseconds(30000), 2.0, 0.0);
+    std::vector<int64_t> out;
+    for (double u : units) out.push_back(b.OnCompletion(u).count());
+    return out;
+  };
+  EXPECT_EQ(delays({0.0}), (std::vector<int64_t>{0}));
+  EXPECT_EQ(delays({0.5}), (std::vector<int64_t>{50}));
+  EXPECT_EQ(delays({0.5, 0.5, 0.5}), (std::vector<int64_t>{50, 100, 200}));  // cap 400
+  std::vector<double> many(20, 0.5);
+  EXPECT_EQ(delays(many).back(), 15000);  // capped by max
+  std::vector<double> lots(1000, 0.999);
+  EXPECT_EQ(delays(lots).back(), 29970);
+  EXPECT_LE(delays({1.0, 1.0}).back(), 200);
 }
 
 // 6006 is read from the server's own status message when it arrives, never from text this

@@ -272,6 +272,38 @@ TEST_F(WrapperTest, RetryExhaustedNamesTheLastCause) {
   EXPECT_EQ(w.stats().retries, 2);
 }
 
+// Every stream ends after one request (UNAVAILABLE): each send of a row lands, and without a
+// bound one row went on the wire retry_max_attempts x (recovery_retries + 1) = 25 times.
+TEST_F(WrapperTest, OneRowGoesOnTheWireAtMostMaxSendsPerRowTimes) {
+  auto config = FastConfig(*emu_, kTable);
+  config.retry_max_attempts = 5;
+  config.recovery_retries = 4;
+  config.max_sends_per_row = 3;
+  auto w = MakeWrapper(config);
+  AddFault(EndStream(1, kUnavailable, "injected: unavailable", 0));  // every stream
+  auto r = Send(w, MakeRows(0, 100));
+  EXPECT_EQ(r.successful_count, 0);
+  EXPECT_EQ(r.failed_count, 100);
+  EXPECT_EQ(r.in_doubt_rows.size(), 100u);
+  EXPECT_EQ(r.wire_copies, 300);
+  EXPECT_EQ(r.rows_sent_more_than_once, 100);
+  EXPECT_EQ(r.replayed_rows, 200);
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_THAT(*r.error, HasSubstr("sent 3 time(s), the most max_sends_per_row allows"));
+  EXPECT_THAT(*r.error, HasSubstr("injected: unavailable"));
+  for (const auto& f : r.failed_rows) EXPECT_THAT(f.message, HasSubstr("in doubt"));
+  const WrapperStats s = w.stats();
+  EXPECT_EQ(s.wire_copies, 300);
+  EXPECT_EQ(s.rows_sent_more_than_once, 100);
+  emu_->faults().Clear();
+  auto ids = ReadDeltaIds(*emu_, kTable);
+  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+  std::map<int64_t, int> copies;
+  for (int64_t id : *ids) ++copies[id];
+  for (const auto& [id, n] : copies) EXPECT_LE(n, 3) << "id " << id;
+  EXPECT_LE(static_cast<int64_t>(ids->size()), r.wire_copies);
+}
+
 TEST_F(WrapperTest, WithheldAcksTimeOutAndAreRetriedUntilExhausted) {
   auto config = FastConfig(*emu_, kTable);
   config.ack_timeout_ms = 150;
