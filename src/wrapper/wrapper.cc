@@ -960,14 +960,20 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     StreamPool& pool = *s->entry.pool;
     StreamSlot& slot = ChooseSlot(pool);
     const internal::Deadline deadline = s->retry->deadline();
-    auto handle = Acquire(pool, slot, deadline);
-    if (!handle.ok()) {
-      s->last_error = handle.status();
+    {
+      // Scoped: no copy of the error stays on this thread once Decide hands `s` to a retry.
+      auto handle = Acquire(pool, slot, deadline);
+      if (handle.ok()) {
+        s->handle = std::move(*handle);
+      } else {
+        s->last_error = handle.status();
+      }
+    }
+    if (!s->handle) {
       Decide(s);
       return;
     }
     s->slot = &slot;
-    s->handle = *handle;
     ZerobusStream& stream = *s->handle->stream;
     s->admitted_bytes = 0;
     for (const auto& c : s->pending) s->admitted_bytes += c.bytes;
