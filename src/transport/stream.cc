@@ -13,10 +13,12 @@
 #include "arrow_zerobus/stream.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <condition_variable>
 #include <deque>
+#include <list>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -213,6 +215,54 @@ class Rpc;
 
 namespace {
 
+// Worker threads left running by a stream destroyed from one of its own completion callbacks
+// (each ends once that callback returns and it has finished the futures it holds). They are
+// joined at the latest when the process exits: a worker still finishing futures then would run
+// Arrow's future callbacks against static objects already destroyed. Created on first use, so
+// after Arrow's and gRPC's statics, and destroyed before them.
+class DetachedWorkers {
+ public:
+  static DetachedWorkers& Get() {
+    static DetachedWorkers workers;
+    return workers;
+  }
+  void Adopt(std::thread worker, std::shared_ptr<std::atomic<bool>> ended) {
+    std::lock_guard<std::mutex> lk(mu_);
+    // Join those that have ended, so a long-lived process keeps a short list.
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      if (it->ended->load()) {
+        it->thread.join();
+        it = workers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    workers_.push_back({std::move(worker), std::move(ended)});
+  }
+  ~DetachedWorkers() {
+    std::list<Entry> workers;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      workers.swap(workers_);
+    }
+    for (auto& w : workers) {
+      if (w.thread.get_id() == std::this_thread::get_id()) {
+        w.thread.detach();  // the process exits from a completion callback
+      } else {
+        w.thread.join();
+      }
+    }
+  }
+
+ private:
+  struct Entry {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> ended;  // set when the thread's function returns
+  };
+  std::mutex mu_;
+  std::list<Entry> workers_;
+};
+
 struct Request {
   int64_t seq = 0;
   bool batch = true;
@@ -353,6 +403,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
 
   StreamStats stats;
   std::thread worker;
+  std::shared_ptr<std::atomic<bool>> worker_ended = std::make_shared<std::atomic<bool>>(false);
   std::thread::id worker_id;
 
   bool on_worker() const { return std::this_thread::get_id() == worker_id; }
@@ -1031,7 +1082,7 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       if (on_worker()) {
         // Destroyed or closed from a completion callback: the worker holds its own reference
         // to the core and ends after the callback returns.
-        worker.detach();
+        DetachedWorkers::Get().Adopt(std::move(worker), worker_ended);
       } else {
         worker.join();
       }
@@ -1197,7 +1248,10 @@ arrow::Result<std::unique_ptr<ZerobusStream>> ZerobusStream::Open(StreamOptions 
   core->backoff_until = Clock::now();
   {
     std::lock_guard<std::mutex> lk(core->mu);
-    core->worker = std::thread([core] { core->Run(); });
+    core->worker = std::thread([core, ended = core->worker_ended] {
+      core->Run();
+      ended->store(true);
+    });
     core->worker_id = core->worker.get_id();
   }
   std::unique_ptr<ZerobusStream> stream(new ZerobusStream(core));
