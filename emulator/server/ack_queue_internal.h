@@ -62,11 +62,14 @@ class AckQueue {
 
   // Pops every entry that may be acknowledged now and returns the last one popped (nullopt:
   // none). `*next_release` is set when a durable entry must still wait (delay or pacing).
+  // `stop_at` >= 0: entries from that offset on stay (a fault acknowledges it otherwise).
   std::optional<Entry> Release(std::chrono::milliseconds delay,
-                               std::optional<Clock::time_point>* next_release) {
+                               std::optional<Clock::time_point>* next_release,
+                               int64_t stop_at = -1) {
     auto now = Clock::now();
     std::optional<Entry> last;
-    while (!entries_.empty() && entries_.front().durable) {
+    while (!entries_.empty() && entries_.front().durable &&
+           (stop_at < 0 || entries_.front().offset < stop_at)) {
       const Entry& e = entries_.front();
       auto release = std::max(e.durable_at + delay, e.not_before);
       if (release > now) {
@@ -80,6 +83,8 @@ class AckQueue {
   }
 
   bool empty() const { return entries_.empty(); }
+  // The oldest entry not yet released (null: none).
+  const Entry* front() const { return entries_.empty() ? nullptr : &entries_.front(); }
 
  private:
   std::deque<Entry> entries_;

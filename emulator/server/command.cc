@@ -2,12 +2,14 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
 #include <pthread.h>
 
+#include "arrow_zerobus/log.h"
 #include "server/faults.h"
 
 namespace arrow_zerobus::emulator {
@@ -41,6 +43,34 @@ bool ParseInt(const std::string& s, int64_t* out) {
   } catch (...) {
     return false;
   }
+}
+
+LogSeverity SeverityNamed(const std::string& name) {
+  if (name == "debug") return LogSeverity::kDebug;
+  if (name == "warning") return LogSeverity::kWarning;
+  if (name == "error") return LogSeverity::kError;
+  if (name == "off") return LogSeverity::kOff;
+  return LogSeverity::kInfo;
+}
+
+// The stream lines are info records, so a served emulator shows them unless a level above info
+// was asked for (--log-level, or AZ_LOG_LEVEL as for the library alone).
+void ConfigureLogging(const std::string& level) {
+  if (!level.empty()) {
+    SetLogThreshold(SeverityNamed(level));
+  } else if (std::getenv("AZ_LOG_LEVEL") == nullptr) {
+    SetLogThreshold(LogSeverity::kInfo);
+  }
+  SetLogSink([](LogSeverity severity, std::string_view message) {
+    const char* level = severity >= LogSeverity::kError     ? "ERROR: "
+                        : severity >= LogSeverity::kWarning ? "WARNING: "
+                        : severity <= LogSeverity::kDebug   ? "DEBUG: "
+                                                            : "";
+    static std::mutex mu;
+    std::lock_guard<std::mutex> lock(mu);
+    std::fprintf(stderr, "zerobus-emulator: %s%.*s\n", level, static_cast<int>(message.size()),
+                 message.data());
+  });
 }
 
 }  // namespace
@@ -80,6 +110,10 @@ void AddEmulatorOptions(CLI::App& app, EmulatorCommand& c) {
                  "Largest ingest request accepted")
       ->capture_default_str();
   app.add_flag("--quiet", c.quiet, "Do not log streams opened/ended on stderr");
+  app.add_option("--log-level", c.log_level,
+                 "Least severity logged on stderr: debug, info, warning, error or off (default: "
+                 "AZ_LOG_LEVEL if set, else info)")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error", "off"}));
 
   // Faults. --fault takes the JSON of POST /admin/faults; the others build one rule that
   // --fault-table targets.
@@ -185,12 +219,9 @@ int BuildEmulatorOptions(EmulatorCommand& c, const std::string& program) {
   c.options.block_creation =
       std::chrono::milliseconds(static_cast<int64_t>(c.block_creation_s * 1000.0));
 
+  ConfigureLogging(c.log_level);
   if (!c.quiet) {
-    c.options.log = [](const std::string& line) {
-      static std::mutex mu;
-      std::lock_guard<std::mutex> lock(mu);
-      std::fprintf(stderr, "zerobus-emulator: %s\n", line.c_str());
-    };
+    c.options.log = [](const std::string& line) { Log(LogSeverity::kInfo, line); };
   }
 
   return 0;
@@ -216,7 +247,7 @@ int ServeUntilSignal(const EmulatorOptions& options, const std::string& program)
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  std::fprintf(stderr, "%s: signal %d, shutting down\n", program.c_str(), sig);
+  Log(LogSeverity::kInfo, "signal " + std::to_string(sig) + ", shutting down");
   st = emulator.Shutdown();
   if (!st.ok()) return Fail(program, "shutdown: " + st.ToString());
   return 0;

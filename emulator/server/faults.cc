@@ -36,6 +36,13 @@ arrow::Result<double> NonNegativeNumber(const json& v, std::string_view key) {
 
 }  // namespace
 
+int64_t PartialAckFault::AckedOf(int64_t message_rows) const {
+  int64_t acked = rows ? *rows
+                       : static_cast<int64_t>(std::floor(fraction.value_or(0) *
+                                                         static_cast<double>(message_rows)));
+  return std::clamp<int64_t>(acked, 0, message_rows);
+}
+
 std::optional<int> ParseGrpcCode(std::string_view name) {
   std::string upper(name);
   for (char& c : upper) {
@@ -103,6 +110,31 @@ arrow::Result<FaultRule> FaultRuleFromJson(const json& j) {
         }
       }
       rule.close_signal = f;
+    } else if (key == "partial_ack") {
+      if (!v.is_object()) return arrow::Status::Invalid("fault 'partial_ack' must be an object");
+      PartialAckFault f;
+      for (const auto& [k, x] : v.items()) {
+        if (k == "after_messages") {
+          ARROW_ASSIGN_OR_RAISE(f.after_messages, NonNegativeInt(x, "partial_ack.after_messages"));
+          if (f.after_messages == 0) {
+            return arrow::Status::Invalid("fault 'partial_ack.after_messages' must be at least 1");
+          }
+        } else if (k == "rows") {
+          ARROW_ASSIGN_OR_RAISE(f.rows, NonNegativeInt(x, "partial_ack.rows"));
+        } else if (k == "fraction") {
+          ARROW_ASSIGN_OR_RAISE(f.fraction, NonNegativeNumber(x, "partial_ack.fraction"));
+          if (*f.fraction > 1) {
+            return arrow::Status::Invalid("fault 'partial_ack.fraction' must be between 0 and 1");
+          }
+        } else {
+          return arrow::Status::Invalid("unknown fault key 'partial_ack.", k, "'");
+        }
+      }
+      if (f.rows.has_value() == f.fraction.has_value()) {
+        return arrow::Status::Invalid(
+            "fault 'partial_ack' needs exactly one of 'rows' and 'fraction'");
+      }
+      rule.partial_ack = f;
     } else if (key == "ack_delay_ms") {
       ARROW_ASSIGN_OR_RAISE(rule.ack_delay_ms, NonNegativeInt(v, key));
     } else if (key == "withhold_acks") {
@@ -132,6 +164,12 @@ json FaultRuleToJson(const FaultRule& rule) {
   if (rule.close_signal) {
     j["close_signal"] = {{"after_requests", rule.close_signal->after_requests},
                          {"duration_ms", rule.close_signal->duration_ms}};
+  }
+  if (rule.partial_ack) {
+    json p = {{"after_messages", rule.partial_ack->after_messages}};
+    if (rule.partial_ack->rows) p["rows"] = *rule.partial_ack->rows;
+    if (rule.partial_ack->fraction) p["fraction"] = *rule.partial_ack->fraction;
+    j["partial_ack"] = std::move(p);
   }
   if (rule.ack_delay_ms) j["ack_delay_ms"] = rule.ack_delay_ms;
   if (rule.withhold_acks) j["withhold_acks"] = true;
@@ -202,6 +240,10 @@ StreamFaults FaultRegistry::For(std::string_view table) const {
     if (r.close_signal && !out.close_signal && !used_up) {
       out.close_signal = r.close_signal;
       out.close_signal_rule = e.id;
+    }
+    if (r.partial_ack && !out.partial_ack && !used_up) {
+      out.partial_ack = r.partial_ack;
+      out.partial_ack_rule = e.id;
     }
     out.ack_delay_ms = std::max(out.ack_delay_ms, r.ack_delay_ms);
     out.withhold_acks = out.withhold_acks || r.withhold_acks;

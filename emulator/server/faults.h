@@ -38,11 +38,25 @@ struct CloseSignalFault {
   int64_t duration_ms = 1000;
 };
 
+// Arrow Flight only (its acks count rows): once the data message at index `after_messages` - 1
+// is durable, acknowledge only `rows` of its rows (or floor(`fraction` * its rows); at most all
+// of them), then end the DoPut UNAVAILABLE. The whole message is in the table: the ack merely
+// claims less than is durable, as from a server that acked late.
+struct PartialAckFault {
+  int64_t after_messages = 1;
+  std::optional<int64_t> rows;
+  std::optional<double> fraction;
+
+  // The rows acknowledged of a message holding `message_rows`.
+  int64_t AckedOf(int64_t message_rows) const;
+};
+
 struct FaultRule {
   // Three-part table name (case-insensitive) the rule applies to; empty = every table.
   std::string table;
   std::optional<EndStreamFault> end_stream;
   std::optional<CloseSignalFault> close_signal;
+  std::optional<PartialAckFault> partial_ack;
   // Acks go out this long after the rows are durable.
   int64_t ack_delay_ms = 0;
   // No acks at all while the rule is in force (withheld acks are sent once it is removed).
@@ -51,7 +65,7 @@ struct FaultRule {
   // wire bytes per second (0 = no limit).
   double max_records_per_s = 0;
   double max_bytes_per_s = 0;
-  // How many streams end_stream / close_signal fire on before the rule stops firing them
+  // How many streams end_stream / close_signal / partial_ack fire on before the rule stops firing them
   // (0 = every stream).
   int64_t times = 0;
 };
@@ -63,6 +77,8 @@ struct StreamFaults {
   int64_t end_stream_rule = -1;
   std::optional<CloseSignalFault> close_signal;
   int64_t close_signal_rule = -1;
+  std::optional<PartialAckFault> partial_ack;
+  int64_t partial_ack_rule = -1;
   int64_t ack_delay_ms = 0;
   bool withhold_acks = false;
   double max_records_per_s = 0;
@@ -72,6 +88,7 @@ struct StreamFaults {
 // Parses one rule from JSON (the POST /admin/faults body, see docs/emulator.md):
 //   {"table": "c.s.t", "end_stream": {"after_requests": 3, "code": "UNAVAILABLE" | 14,
 //    "message": "..."}, "close_signal": {"after_requests": 2, "duration_ms": 500},
+//    "partial_ack": {"after_messages": 2, "rows": 10 | "fraction": 0.5},
 //    "ack_delay_ms": 200, "withhold_acks": true, "max_records_per_s": 1000,
 //    "max_bytes_per_s": 1e6, "times": 1}
 // Unknown keys and bad values are Invalid naming the key.

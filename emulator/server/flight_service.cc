@@ -158,6 +158,7 @@ class FlightPutReactor final : public IngestReactor {
   std::string NotOpenedText() const override { return "arrow stream not opened"; }
 
   std::string AckLocked() const override { return PutResultBytes(acked_offset_, acked_rows_); }
+  bool AcksRows() const override { return true; }
 
   // Flight's close signal: a PutResult with close_stream_duration_ms, carrying the current
   // watermark (older clients read every PutResult as an ack).

@@ -170,6 +170,12 @@ bool IngestReactor::Store(int64_t offset, std::shared_ptr<arrow::RecordBatch> ro
     acks_.Add(offset, n, wire_bytes, faults_);
     if (n > 0) pending_bytes_ += wire_bytes;
     ++next_offset_;
+    if (faults_.partial_ack && AcksRows() && n > 0 && partial_at_ < 0 &&
+        next_offset_ >= faults_.partial_ack->after_messages &&
+        svc_->faults->Claim(faults_.partial_ack_rule)) {
+      partial_at_ = offset;
+      partial_rows_ = faults_.partial_ack->AckedOf(n);
+    }
   }
   stats_->requests.fetch_add(1, std::memory_order_relaxed);
   stats_->rows.fetch_add(n, std::memory_order_relaxed);
@@ -186,7 +192,8 @@ bool IngestReactor::Store(int64_t offset, std::shared_ptr<arrow::RecordBatch> ro
   std::unique_lock<std::mutex> lock(mu_);
   ApplyRequestFaultsLocked();
   EvaluateAcksLocked();  // a request without rows is acknowledgeable at once
-  bool go_on = !finish_requested_;
+  // Nothing after a partly acked message is read: the stream ends once its ack is out.
+  bool go_on = !finish_requested_ && partial_at_ < 0;
   Act(lock);
   return go_on;
 }
@@ -259,17 +266,25 @@ void IngestReactor::EvaluateAcksLocked() {
   RefreshFaultsLocked();
   if (!faults_.withhold_acks) {
     std::optional<Clock::time_point> next_release;
-    auto last = acks_.Release(std::chrono::milliseconds(faults_.ack_delay_ms), &next_release);
+    auto last = acks_.Release(std::chrono::milliseconds(faults_.ack_delay_ms), &next_release,
+                              partial_at_);
     if (last) {
       acked_offset_ = last->offset;
       acked_rows_ = last->rows_through;
-      PendingWrite ack{AckLocked(), true, acked_offset_};
-      // Acks are cumulative: a newer one replaces one still waiting to be written.
-      if (!pending_writes_.empty() && pending_writes_.back().ack) {
-        pending_writes_.back() = std::move(ack);
-      } else {
-        pending_writes_.push_back(std::move(ack));
-      }
+      QueueAckLocked();
+    }
+    const AckQueue::Entry* partial = acks_.front();
+    if (partial_at_ >= 0 && partial && partial->offset == partial_at_ && partial->durable) {
+      // All of the message is durable, fewer rows are claimed; acked_offset_ stays at the last
+      // whole message, so the ack never claims more than is durable.
+      acked_rows_ = partial->rows_through - partial->rows + partial_rows_;
+      QueueAckLocked();
+      RequestFinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                       "injected fault: offset " + std::to_string(partial_at_) +
+                                           " acknowledged up to " +
+                                           std::to_string(partial_rows_) + " of its " +
+                                           std::to_string(partial->rows) + " rows"));
+      return;
     }
     if (next_release && (!timer_armed_ || *next_release < timer_at_)) {
       timer_armed_ = true;
@@ -283,6 +298,16 @@ void IngestReactor::EvaluateAcksLocked() {
   if (read_closed_ && (acks_.empty() || faults_.withhold_acks)) {
     // The client half-closed: end the RPC once all it sent is acknowledged.
     RequestFinishLocked(grpc::Status::OK);
+  }
+}
+
+void IngestReactor::QueueAckLocked() {
+  PendingWrite ack{AckLocked(), true, acked_offset_};
+  // Acks are cumulative: a newer one replaces one still waiting to be written.
+  if (!pending_writes_.empty() && pending_writes_.back().ack) {
+    pending_writes_.back() = std::move(ack);
+  } else {
+    pending_writes_.push_back(std::move(ack));
   }
 }
 

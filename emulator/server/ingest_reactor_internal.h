@@ -59,6 +59,8 @@ class IngestReactor : public grpc::ServerGenericBidiReactor,
   virtual std::string AckLocked() const = 0;
   // The serialized close signal: "this RPC ends in `duration_ms`" (mu_ held).
   virtual std::string CloseSignalLocked(int64_t duration_ms) const = 0;
+  // Whether acks count rows, so the partial_ack fault can acknowledge part of a message.
+  virtual bool AcksRows() const { return false; }
   // Log text for an RPC that ended before the stream was opened.
   virtual std::string NotOpenedText() const = 0;
   // Drops protocol state in OnDone (a durable callback may hold the last reference to this
@@ -122,6 +124,7 @@ class IngestReactor : public grpc::ServerGenericBidiReactor,
   void ApplyRequestFaultsLocked();
   void EndAfterCloseSignal();
   void EvaluateAcksLocked();
+  void QueueAckLocked();
   void OnTimer();
   void RequestFinishLocked(grpc::Status status);
   void Act(std::unique_lock<std::mutex>& lock);
@@ -138,6 +141,9 @@ class IngestReactor : public grpc::ServerGenericBidiReactor,
   StreamFaults faults_;
   uint64_t faults_version_ = 0;
   bool close_signal_sent_ = false;
+  // partial_ack fault: the offset acknowledged only up to partial_rows_ of its rows (-1: none).
+  int64_t partial_at_ = -1;
+  int64_t partial_rows_ = 0;
   bool timer_armed_ = false;
   std::chrono::steady_clock::time_point timer_at_{};
   bool read_closed_ = false;

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 #include <set>
 #include <thread>
@@ -474,6 +475,45 @@ TEST_F(FlightEmulatorTest, StreamEndedMidwayReopensAndReplaysTheUnackedRows) {
   // At-least-once: only rows sent again can be there twice.
   EXPECT_GE(static_cast<int64_t>(rows.size()), 1000);
   EXPECT_LE(static_cast<int64_t>(rows.size()), 1000 + st.records_replayed);
+}
+
+TEST_F(FlightEmulatorTest, PartlyAckedPieceReplaysOnlyItsUnackedSuffix) {
+  // The server acks 1234 rows of the last of five pieces, then ends the DoPut: that piece is
+  // durable whole, so its unacked suffix lands twice (at-least-once) and nothing else does.
+  constexpr int64_t kAcked = 1234;
+  AddFault(R"({"partial_ack": {"after_messages": 5, "rows": 1234}, "times": 1})");
+  auto batch = FlightRows(0, 20'000);
+  auto o = Options();
+  o.flight_piece_bytes = PieceBytesFor(*batch, 5);
+  auto stream = ZerobusStream::Open(o);
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  auto pieces = (*stream)->IngestArrowBatch(batch);
+  ASSERT_EQ(pieces.size(), 5u);
+  const RecordRange last = pieces.back().range;
+  ASSERT_GT(last.end - last.begin, kAcked);
+  EXPECT_EQ(WaitPieces(pieces), 5);
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const auto& ack = pieces[i].ack.result();
+    ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+    EXPECT_EQ(ack->num_records, pieces[i].range.end - pieces[i].range.begin);
+    EXPECT_EQ(ack->sends, i + 1 == pieces.size() ? 2 : 1) << "piece " << i;
+  }
+  ASSERT_TRUE((*stream)->Close().ok());
+  const StreamStats st = (*stream)->stats();
+  EXPECT_EQ(st.rpcs_opened, 2);
+  EXPECT_EQ(st.requests_replayed, 1);
+  EXPECT_EQ(st.records_replayed, last.end - last.begin - kAcked);
+  EXPECT_EQ(st.records_acked, 20'000);
+
+  auto rows = TableRows();
+  auto expected = Expected(20'000);
+  for (int64_t id = last.begin + kAcked; id < last.end; ++id) expected.push_back(expected[id]);
+  std::sort(rows.begin(), rows.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(rows, expected);
+  const auto totals = StreamTotals(*emu_, kTable);
+  EXPECT_EQ(totals.streams, 2);
+  EXPECT_EQ(totals.requests, 6);
 }
 
 TEST_F(FlightEmulatorTest, CloseSignalRotatesWithoutReplayingAckedRows) {

@@ -138,6 +138,7 @@ TEST(EmulatorCli, BadFlagsFailWithAMessage) {
       {{"--data-dir", dir.path(), "--no-auth", "--table", "a.b.c=/does/not/exist.json"},
        "/does/not/exist.json"},
       {{"--data-dir", dir.path(), "--no-auth", "--sink", "kafka"}, "--sink"},
+      {{"--data-dir", dir.path(), "--no-auth", "--log-level", "loud"}, "--log-level"},
   };
   for (auto& c : cases) {
     SCOPED_TRACE(c.message);
@@ -230,6 +231,16 @@ TEST(EmulatorCli, SigintAlsoStopsCleanly) {
   ASSERT_TRUE(ParseListen(p.ReadLine()).has_value());
   p.Signal(SIGINT);
   EXPECT_EQ(p.Wait(), 0);
+  EXPECT_THAT(p.Stderr(), HasSubstr("zerobus-emulator: signal 2, shutting down"));
+}
+
+TEST(EmulatorCli, LogLevelAboveInfoSilencesTheInfoLines) {
+  TempDir dir;
+  Process p({"--data-dir", dir.path(), "--no-auth", "--sink", "null", "--log-level", "warning"});
+  ASSERT_TRUE(ParseListen(p.ReadLine()).has_value());
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(), 0);
+  EXPECT_EQ(p.Stderr(), "");
 }
 
 }  // namespace

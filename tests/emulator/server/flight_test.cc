@@ -796,6 +796,62 @@ TEST_F(FlightTest, EndStreamFaultAfterNDataMessages) {
   EXPECT_TRUE(next->Close().ok());
 }
 
+TEST_F(FlightTest, PartialAckFaultAcksPartOfAMessageThenEndsUnavailable) {
+  Fault(R"({"partial_ack": {"after_messages": 2, "rows": 3}, "times": 1})");
+  auto call = OpenReady(*RowsSchema());
+  ASSERT_TRUE(call->Write(BatchMessage(*Rows(0, 4), 0)));
+  ASSERT_TRUE(call->Write(BatchMessage(*Rows(4, 10), 1)));
+  call->Write(BatchMessage(*Rows(14, 5), 2));  // not read: the stream ends after message 1
+  std::vector<json> acks;
+  grpc::Status st = call->Finish(&acks);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(st.error_message(), HasSubstr("offset 1 acknowledged up to 3 of its 10 rows"));
+  // The last ack claims message 0 whole and 3 rows of message 1; its offset stays at the last
+  // whole message. No ack claims more.
+  ASSERT_FALSE(acks.empty());
+  EXPECT_EQ(acks.back(), json({{"ack_up_to_offset", 0}, {"ack_up_to_records", 7}}));
+  for (const auto& a : acks) EXPECT_LE(a["ack_up_to_records"].get<int64_t>(), 7);
+  // Both messages are durable whole (more than the ack claims), the third was never read.
+  EXPECT_EQ(ReadBack()->num_rows(), 14);
+  EXPECT_EQ(emulator_->Stats()["streams"][0]["requests"], 2);
+
+  // times = 1: the next DoPut is acknowledged whole.
+  auto next = OpenReady(*RowsSchema());
+  ASSERT_TRUE(next->Write(BatchMessage(*Rows(100, 2), 0)));
+  ASSERT_TRUE(next->Write(BatchMessage(*Rows(102, 6), 1)));
+  EXPECT_EQ(next->ReadAcksUntil(1).back()["ack_up_to_records"], 8);
+  EXPECT_TRUE(next->Close().ok());
+}
+
+TEST_F(FlightTest, PartialAckFaultByFractionOnTheFirstMessage) {
+  Fault(R"({"partial_ack": {"after_messages": 1, "fraction": 0.5}})");
+  auto call = OpenReady(*RowsSchema());
+  ASSERT_TRUE(call->Write(BatchMessage(*Rows(0, 9), 0)));
+  std::vector<json> acks;
+  EXPECT_EQ(call->Finish(&acks).error_code(), grpc::StatusCode::UNAVAILABLE);
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0], json({{"ack_up_to_offset", -1}, {"ack_up_to_records", 4}}));
+  EXPECT_EQ(ReadBack()->num_rows(), 9);
+}
+
+TEST_F(FlightTest, PartialAckFaultRuleIsValidated) {
+  for (const char* body : {R"({"partial_ack": {"after_messages": 1}})",
+                           R"({"partial_ack": {"rows": 1, "fraction": 0.5}})",
+                           R"({"partial_ack": {"fraction": 1.5}})",
+                           R"({"partial_ack": {"after_messages": 0, "rows": 1}})",
+                           R"({"partial_ack": {"rows": -1}})",
+                           R"({"partial_ack": {"row": 1}})"}) {
+    auto r = HttpPost(*emulator_, "/admin/faults", body, "application/json");
+    EXPECT_EQ(r.status, 400) << body;
+    EXPECT_THAT(r.body, HasSubstr("partial_ack")) << body;
+  }
+  auto r = HttpPost(*emulator_, "/admin/faults", R"({"partial_ack": {"rows": 2}})",
+                    "application/json");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto rules = HttpGet(*emulator_, "/admin/faults");
+  EXPECT_THAT(rules.body, HasSubstr(R"("partial_ack":{"after_messages":1,"rows":2})"));
+}
+
 TEST_F(FlightTest, WithheldAcksAreSentOnceReleased) {
   Fault(R"({"withhold_acks": true})");
   auto call = OpenReady(*RowsSchema());
