@@ -10,6 +10,7 @@
 #include <arrow/type.h>
 #include <arrow/util/utf8.h>
 
+#include "common/proto_wire.h"
 #include "decode/column_builder_internal.h"
 #include "decode/schema_binding_internal.h"
 
@@ -121,25 +122,7 @@ arrow::Status FieldError(const FieldPlan& fp, const std::string& what) {
   return arrow::Status::Invalid("field '", fp.path, "' (#", fp.number, "): ", what);
 }
 
-// Reads a varint; returns false on truncation or more than 10 bytes.
-inline bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
-  if (ARROW_PREDICT_TRUE(p < end && *p < 0x80)) {
-    *out = *p++;
-    return true;
-  }
-  uint64_t result = 0;
-  for (int i = 0; i < 10; ++i) {
-    if (p >= end) return false;
-    uint8_t b = *p++;
-    if (i == 9 && b > 1) return false;
-    result |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
-    if (!(b & 0x80)) {
-      *out = result;
-      return true;
-    }
-  }
-  return false;
-}
+using wire::ReadVarint;
 
 class ProtoDecoder final : public RecordDecoder {
  public:

@@ -37,8 +37,8 @@ struct FlightDataView {
 };
 
 bool ParseFlightData(std::string_view bytes, FlightDataView* out) {
-  WireReader r = Reader(bytes);
-  while (r.p < r.end) {
+  wire::Reader r(bytes);
+  while (!r.done()) {
     uint64_t tag;
     if (!r.Tag(&tag)) return false;
     uint32_t wire_type = static_cast<uint32_t>(tag & 7);

@@ -51,8 +51,8 @@ namespace {
 
 // Records of a ProtoEncodedRecordBatch / JsonRecordBatch (both: repeated field 1).
 bool ParseRecordList(std::string_view bytes, std::vector<std::string_view>* records) {
-  WireReader r = Reader(bytes);
-  while (r.p < r.end) {
+  wire::Reader r(bytes);
+  while (!r.done()) {
     uint64_t tag;
     if (!r.Tag(&tag)) return false;
     if (tag == ((1 << 3) | 2)) {
@@ -70,10 +70,10 @@ bool ParseRecordList(std::string_view bytes, std::vector<std::string_view>* reco
 
 bool ParseIngestWire(std::string_view message, WireIngest* out,
                      std::vector<std::string_view>* records) {
-  WireReader top = Reader(message);
+  wire::Reader top(message);
   std::string_view payload;
   int payloads = 0;
-  while (top.p < top.end) {
+  while (!top.done()) {
     uint64_t tag;
     if (!top.Tag(&tag)) return false;
     uint64_t field = tag >> 3;
@@ -87,11 +87,11 @@ bool ParseIngestWire(std::string_view message, WireIngest* out,
     }
   }
   if (payloads != 1) return false;  // none, or a oneof set twice: exact semantics elsewhere
-  WireReader r = Reader(payload);
+  wire::Reader r(payload);
   bool has_offset = false;
   int record_fields = 0;
   size_t first = records->size();
-  while (r.p < r.end) {
+  while (!r.done()) {
     uint64_t tag;
     if (!r.Tag(&tag)) return false;
     uint64_t field = tag >> 3;

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "common/proto_wire.h"
 #include "server/auth.h"
 #include "server/faults.h"
 #include "server/scheduler_internal.h"
@@ -59,51 +60,6 @@ class StatsRegistry {
   std::list<std::shared_ptr<StreamStats>> streams_;  // newest last; closed ones trimmed
   std::atomic<int64_t> open_{0};
 };
-
-// Minimal protobuf wire reading (the ingest fast path, Flight's FlightData).
-struct WireReader {
-  const uint8_t* p;
-  const uint8_t* end;
-
-  bool Varint(uint64_t* v) {
-    uint64_t result = 0;
-    for (int shift = 0; shift < 64 && p < end; shift += 7) {
-      uint8_t b = *p++;
-      result |= static_cast<uint64_t>(b & 0x7F) << shift;
-      if (!(b & 0x80)) {
-        *v = result;
-        return true;
-      }
-    }
-    return false;
-  }
-  // A field key: protobuf refuses field number 0 and keys beyond 32 bits.
-  bool Tag(uint64_t* tag) { return Varint(tag) && *tag <= UINT32_MAX && (*tag >> 3) != 0; }
-  bool Bytes(std::string_view* out) {
-    uint64_t len;
-    if (!Varint(&len) || len > static_cast<uint64_t>(end - p)) return false;
-    *out = std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(len));
-    p += len;
-    return true;
-  }
-  // Skips a field of an unknown number (groups are not expected here: fall back).
-  bool Skip(uint32_t wire_type) {
-    uint64_t v;
-    std::string_view b;
-    switch (wire_type) {
-      case 0: return Varint(&v);
-      case 1: if (end - p < 8) return false; p += 8; return true;
-      case 2: return Bytes(&b);
-      case 5: if (end - p < 4) return false; p += 4; return true;
-      default: return false;
-    }
-  }
-};
-
-inline WireReader Reader(std::string_view s) {
-  auto* b = reinterpret_cast<const uint8_t*>(s.data());
-  return WireReader{b, b + s.size()};
-}
 
 // An ingest request read straight from its wire bytes.
 struct WireIngest {

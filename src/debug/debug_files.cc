@@ -10,6 +10,7 @@
 #include <arrow/table.h>
 
 #include "arrow_zerobus/debug.h"
+#include "common/proto_wire.h"
 
 namespace arrow_zerobus {
 
@@ -122,18 +123,11 @@ arrow::Result<ProtobufDebugFile> ReadProtobufDebugFile(const std::string& path) 
   size_t pos = 0;
   while (pos < data.size()) {
     const size_t start = pos;
+    const auto* base = reinterpret_cast<const uint8_t*>(data.data());
+    const uint8_t* p = base + pos;
     uint64_t length = 0;
-    int shift = 0;
-    bool done = false;
-    while (pos < data.size() && shift < 64) {
-      const auto byte = static_cast<uint8_t>(data[pos++]);
-      length |= static_cast<uint64_t>(byte & 0x7f) << shift;
-      shift += 7;
-      if ((byte & 0x80) == 0) {
-        done = true;
-        break;
-      }
-    }
+    const bool done = wire::ReadVarint(p, base + data.size(), &length);
+    pos = static_cast<size_t>(p - base);
     if (!done) {
       return arrow::Status::Invalid("'", path, "': record ", out.records.size(), " at byte ",
                                     start, ": truncated or malformed length");

@@ -14,6 +14,7 @@
 
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/log.h"
+#include "common/proto_wire.h"
 #include "transport/protocol_internal.h"
 #include "transport/wire_internal.h"
 
@@ -62,53 +63,26 @@ bool HasNestedDictionary(const arrow::DataType& type) {
   return false;
 }
 
-// Reads one base-128 varint; false at the end of the input or when it is too long.
-bool ReadVarint(std::string_view* in, uint64_t* out) {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    const auto b = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      *out = v;
-      return true;
-    }
-  }
-  return false;
-}
-
 // Calls fn(field, wire_type, varint, bytes) for each field of a protobuf message; false when the
 // bytes are not a message (fixed32/64 fields are skipped).
 template <typename Fn>
 bool ForEachField(std::string_view in, Fn&& fn) {
-  while (!in.empty()) {
+  wire::Reader r(in);
+  while (!r.done()) {
     uint64_t key = 0;
-    if (!ReadVarint(&in, &key)) return false;
-    const uint32_t field = static_cast<uint32_t>(key >> 3);
-    const int wire_type = static_cast<int>(key & 7);
+    if (!r.Tag(&key)) return false;
+    const auto wire_type = static_cast<uint32_t>(key & 7);
     uint64_t v = 0;
     std::string_view bytes;
-    switch (wire_type) {
-      case 0:
-        if (!ReadVarint(&in, &v)) return false;
-        break;
-      case 1:
-        if (in.size() < 8) return false;
-        in.remove_prefix(8);
-        continue;
-      case 2:
-        if (!ReadVarint(&in, &v) || v > in.size()) return false;
-        bytes = in.substr(0, v);
-        in.remove_prefix(v);
-        break;
-      case 5:
-        if (in.size() < 4) return false;
-        in.remove_prefix(4);
-        continue;
-      default:
-        return false;
+    if (wire_type == 0) {
+      if (!r.Varint(&v)) return false;
+    } else if (wire_type == 2) {
+      if (!r.Bytes(&bytes)) return false;
+    } else {
+      if (!r.Skip(wire_type)) return false;
+      continue;
     }
-    fn(field, wire_type, v, bytes);
+    fn(static_cast<uint32_t>(key >> 3), static_cast<int>(wire_type), v, bytes);
   }
   return true;
 }

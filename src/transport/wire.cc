@@ -4,6 +4,7 @@
 #include <grpcpp/support/slice.h>
 
 #include "arrow_zerobus/errors.h"
+#include "common/proto_wire.h"
 #include "transport/protocol_internal.h"
 
 namespace arrow_zerobus::internal {
@@ -37,18 +38,9 @@ bool ForEachFramed(std::string_view framed, Fn&& fn) {
   const auto* end = p + framed.size();
   while (p < end) {
     if (*p++ != kTagFramedRecord) return false;
-    uint64_t len = 0;
-    int shift = 0;
-    while (true) {
-      if (p >= end || shift > 63) return false;
-      const uint8_t b = *p++;
-      len |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) break;
-      shift += 7;
-    }
-    if (len > static_cast<uint64_t>(end - p)) return false;
-    fn(std::string_view(reinterpret_cast<const char*>(p), len));
-    p += len;
+    std::string_view record;
+    if (!wire::ReadBytes(p, end, &record)) return false;
+    fn(record);
   }
   return true;
 }

@@ -10,6 +10,7 @@
 #include <google/protobuf/descriptor.pb.h>
 
 #include "arrow_zerobus/errors.h"
+#include "common/proto_wire.h"
 #include "encode/wire_internal.h"
 
 namespace arrow_zerobus::internal {
@@ -25,18 +26,8 @@ constexpr int64_t kRequestOverhead = 64;
 
 enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2, kFixed32 = 5 };
 
-bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64 && p < end; shift += 7) {
-    const uint8_t b = *p++;
-    v |= static_cast<uint64_t>(b & 0x7F) << shift;
-    if (b < 0x80) {
-      *out = v;
-      return true;
-    }
-  }
-  return false;
-}
+using wire::ReadBytes;
+using wire::ReadVarint;
 
 template <typename T>
 void AppendNumber(std::string* out, T v) {
@@ -163,26 +154,23 @@ class Transcoder {
       if (f->is_repeated() && wire == kLen && f->cpp_type() != FieldDescriptor::CPPTYPE_STRING &&
           f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
         // Packed scalars: every value in one length-delimited run.
-        uint64_t len;
-        if (!ReadVarint(p, end, &len) || len > static_cast<uint64_t>(end - p)) {
-          return Fail("truncated packed field " + f->name());
-        }
-        const uint8_t* run_end = p + len;
-        while (p < run_end) {
+        std::string_view run;
+        if (!ReadBytes(p, end, &run)) return Fail("truncated packed field " + f->name());
+        const auto* q = reinterpret_cast<const uint8_t*>(run.data());
+        const uint8_t* run_end = q + run.size();
+        while (q < run_end) {
           if (elements++ > 0) out_->push_back(',');
-          if (!Scalar(f, PackedWireType(f), p, run_end)) return false;
+          if (!Scalar(f, PackedWireType(f), q, run_end)) return false;
         }
         continue;
       }
       if (f->is_repeated() && elements++ > 0) out_->push_back(',');
       if (f->is_map()) {
         if (wire != kLen) return Fail("map entry " + f->name() + " is not length-delimited");
-        uint64_t len;
-        if (!ReadVarint(p, end, &len) || len > static_cast<uint64_t>(end - p)) {
-          return Fail("truncated map entry " + f->name());
-        }
-        if (!MapEntry(f->message_type(), p, p + len, depth + 1)) return false;
-        p += len;
+        std::string_view entry;
+        if (!ReadBytes(p, end, &entry)) return Fail("truncated map entry " + f->name());
+        const auto* q = reinterpret_cast<const uint8_t*>(entry.data());
+        if (!MapEntry(f->message_type(), q, q + entry.size(), depth + 1)) return false;
         continue;
       }
       if (!Scalar(f, wire, p, end, depth)) return false;
@@ -239,13 +227,9 @@ class Transcoder {
         p += 8;
         break;
       case kLen: {
-        uint64_t len;
-        if (!ReadVarint(p, end, &len) || len > static_cast<uint64_t>(end - p)) {
-          return Fail("truncated bytes in " + f->name());
-        }
-        const std::string_view bytes(reinterpret_cast<const char*>(p), len);
-        const uint8_t* inner = p;
-        p += len;
+        std::string_view bytes;
+        if (!ReadBytes(p, end, &bytes)) return Fail("truncated bytes in " + f->name());
+        const auto* inner = reinterpret_cast<const uint8_t*>(bytes.data());
         switch (f->type()) {
           case FieldDescriptor::TYPE_STRING:
             AppendString(out_, bytes);
@@ -254,7 +238,7 @@ class Transcoder {
             AppendBase64(out_, bytes);
             return true;
           case FieldDescriptor::TYPE_MESSAGE:
-            return Message(f->message_type(), inner, inner + len, depth + 1);
+            return Message(f->message_type(), inner, inner + bytes.size(), depth + 1);
           default:
             return Fail("field " + f->name() + " has a length-delimited value");
         }
@@ -317,26 +301,11 @@ class Transcoder {
     }
   }
 
-  static bool Skip(uint32_t wire, const uint8_t*& p, const uint8_t* end) {
-    uint64_t v;
-    switch (wire) {
-      case kVarint:
-        return ReadVarint(p, end, &v);
-      case kFixed32:
-        if (end - p < 4) return false;
-        p += 4;
-        return true;
-      case kFixed64:
-        if (end - p < 8) return false;
-        p += 8;
-        return true;
-      case kLen:
-        if (!ReadVarint(p, end, &v) || v > static_cast<uint64_t>(end - p)) return false;
-        p += v;
-        return true;
-      default:
-        return false;
-    }
+  static bool Skip(uint32_t wire_type, const uint8_t*& p, const uint8_t* end) {
+    wire::Reader r(p, end);
+    if (!r.Skip(wire_type)) return false;
+    p = r.p;
+    return true;
   }
 
   // A map entry as `"key":value` inside the map's object: the entry is scanned once to find

@@ -29,6 +29,7 @@
 #include <google/protobuf/stubs/logging.h>
 
 #include "arrow_zerobus/encode.h"
+#include "common/proto_wire.h"
 #include "encode/encode_test_util.h"  // ProtoSchema, RowReference (header-only; no gtest link)
 
 namespace {
@@ -518,19 +519,6 @@ bool ScalarTreeComplete(const std::shared_ptr<arrow::Scalar>& s) {
   }
 }
 
-// Reads a varint at `p` (bounded by `end`); returns bytes used, 0 when malformed.
-int ReadVarint(const uint8_t* p, const uint8_t* end, uint64_t* out) {
-  uint64_t v = 0;
-  for (int i = 0; i < 10 && p + i < end; ++i) {
-    v |= static_cast<uint64_t>(p[i] & 0x7f) << (7 * i);
-    if ((p[i] & 0x80) == 0) {
-      *out = v;
-      return i + 1;
-    }
-  }
-  return 0;
-}
-
 void CheckEncoded(const RecordBatchEncoder& encoder, const arrow::RecordBatch& batch,
                   int64_t max_request_bytes, bool reference) {
   g_batch = &batch;
@@ -569,8 +557,10 @@ void CheckEncoded(const RecordBatchEncoder& encoder, const arrow::RecordBatch& b
       if (begin < 0 || end < begin + 2) Fail("record offsets not increasing");
       uint64_t len = 0;
       if (base[begin] != 0x0A) Fail("record framing tag");
-      const int used = ReadVarint(base + begin + 1, base + end, &len);
-      if (used == 0 || static_cast<int64_t>(len) != end - begin - 1 - used) Fail("record framing length");
+      const uint8_t* at = base + begin + 1;
+      if (!arrow_zerobus::wire::ReadVarint(at, base + end, &len)) Fail("record framing length");
+      const int64_t used = at - (base + begin + 1);
+      if (static_cast<int64_t>(len) != end - begin - 1 - used) Fail("record framing length");
       const std::string_view record = out.record(i);
       if (record.data() != reinterpret_cast<const char*>(base + begin + 1 + used) ||
           static_cast<int64_t>(record.size()) != static_cast<int64_t>(len)) {

@@ -9,6 +9,8 @@
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
+#include "common/proto_wire.h"
+
 namespace arrow_zerobus::testing {
 
 void PutVarint(uint64_t v, std::string* out) {
@@ -65,20 +67,6 @@ std::shared_ptr<arrow::Array> ArrayFromJson(const std::shared_ptr<arrow::DataTyp
 
 namespace {
 
-bool ReadVarint(std::string_view* in, uint64_t* out) {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    const auto b = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      *out = v;
-      return true;
-    }
-  }
-  return false;
-}
-
 std::shared_ptr<arrow::Buffer> Owned(std::string_view s) {
   return arrow::Buffer::FromString(std::string(s));
 }
@@ -88,15 +76,15 @@ std::shared_ptr<arrow::Buffer> Owned(std::string_view s) {
 DecodedFlightData DecodeFlightData(const std::string& bytes,
                                    const std::shared_ptr<arrow::Schema>& schema) {
   DecodedFlightData out;
-  std::string_view in(bytes), header, body;
-  while (!in.empty()) {
-    uint64_t key = 0, len = 0;
-    if (!ReadVarint(&in, &key) || (key & 7) != 2 || !ReadVarint(&in, &len) || len > in.size()) {
+  wire::Reader in(bytes);
+  std::string_view header, body;
+  while (!in.done()) {
+    uint64_t key = 0;
+    std::string_view value;
+    if (!in.Tag(&key) || (key & 7) != 2 || !in.Bytes(&value)) {
       out.error = "not a FlightData message";
       return out;
     }
-    const std::string_view value = in.substr(0, len);
-    in.remove_prefix(len);
     switch (key >> 3) {
       case 1:
         out.has_descriptor = true;

@@ -11,6 +11,7 @@
 #include <grpcpp/support/slice.h>
 
 #include "arrow_zerobus/errors.h"
+#include "common/proto_wire.h"
 #include "transport/flight_wire_internal.h"
 #include "transport/protocol_internal.h"
 #include "flight_test_util.h"
@@ -25,34 +26,25 @@ using testing::ErrorInfoStatus;
 using testing::FlattenBuffer;
 using testing::PutBytes;
 
-bool ReadVarint(std::string_view* in, uint64_t* out) {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    const auto b = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      *out = v;
-      return true;
-    }
-  }
-  return false;
-}
-
 // The length-delimited fields of a FlightData message by number (each must appear once).
 std::map<uint32_t, std::string> FlightDataFields(grpc::ByteBuffer& bb) {
   const std::string bytes = FlattenBuffer(bb);
-  std::string_view in(bytes);
+  wire::Reader in(bytes);
   std::map<uint32_t, std::string> fields;
-  while (!in.empty()) {
-    uint64_t key = 0, len = 0;
-    EXPECT_TRUE(ReadVarint(&in, &key));
+  while (!in.done()) {
+    uint64_t key = 0;
+    std::string_view value;
+    if (!in.Tag(&key)) {
+      ADD_FAILURE() << "malformed field key";
+      break;
+    }
     EXPECT_EQ(key & 7, 2u) << "FlightData fields are all bytes";
-    EXPECT_TRUE(ReadVarint(&in, &len));
-    EXPECT_LE(len, in.size());
+    if (!in.Bytes(&value)) {
+      ADD_FAILURE() << "malformed or truncated field " << (key >> 3);
+      break;
+    }
     EXPECT_EQ(fields.count(static_cast<uint32_t>(key >> 3)), 0u);
-    fields[static_cast<uint32_t>(key >> 3)] = std::string(in.substr(0, len));
-    in.remove_prefix(len);
+    fields[static_cast<uint32_t>(key >> 3)] = std::string(value);
   }
   return fields;
 }

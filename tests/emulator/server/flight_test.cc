@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/proto_wire.h"
 #include "decode/table_schema.h"
 #include "server/auth.h"
 #include "server_test_util.h"
@@ -111,18 +112,12 @@ class FlightCall {
     if (!stream_->Read(&buffer)) return std::nullopt;
     grpc::Slice slice;
     EXPECT_TRUE(buffer.DumpToSingleSlice(&slice).ok());
-    std::string bytes(reinterpret_cast<const char*>(slice.begin()), slice.size());
     // PutResult { bytes app_metadata = 1; }: tag 0x0a, length, JSON.
-    EXPECT_FALSE(bytes.empty());
-    EXPECT_EQ(bytes[0], '\x0a');
-    size_t pos = 1;
-    uint64_t len = 0;
-    for (int shift = 0; pos < bytes.size(); shift += 7) {
-      uint8_t b = static_cast<uint8_t>(bytes[pos++]);
-      len |= static_cast<uint64_t>(b & 0x7F) << shift;
-      if (!(b & 0x80)) break;
-    }
-    std::string text = bytes.substr(pos, len);
+    wire::Reader in(slice.begin(), slice.end());
+    uint64_t tag = 0;
+    std::string_view metadata;
+    EXPECT_TRUE(in.Tag(&tag) && tag == 0x0a && in.Bytes(&metadata) && in.done());
+    std::string text(metadata);
     raw_results_.push_back(text);
     return json::parse(text, nullptr, /*allow_exceptions=*/false);
   }
