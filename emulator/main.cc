@@ -18,7 +18,13 @@ int main(int argc, char** argv) {
       "Catalog tables endpoint + admin API) that lands rows in Delta tables on disk."};
   app.set_version_flag("--version", std::string(arrow_zerobus::emulator::EmulatorVersion()));
   arrow_zerobus::emulator::AddEmulatorOptions(app, command);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every refused flag is a usage error (2), as documented.
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
   if (int code = arrow_zerobus::emulator::BuildEmulatorOptions(command, "zerobus-emulator")) {
     return code;
   }
