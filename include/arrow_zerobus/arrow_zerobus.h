@@ -7,6 +7,7 @@
 #include "arrow_zerobus/debug.h"
 #include "arrow_zerobus/encode.h"
 #include "arrow_zerobus/errors.h"
+#include "arrow_zerobus/flight_schema.h"
 #include "arrow_zerobus/log.h"
 #include "arrow_zerobus/result.h"
 #include "arrow_zerobus/schema.h"
