@@ -27,38 +27,12 @@ namespace {
 using ::testing::HasSubstr;
 using Mode = ScriptedFlightServer::Mode;
 
-std::shared_ptr<arrow::Schema> FlightSchema() {
-  return arrow::schema({arrow::field("id", arrow::int64(), false),
-                        arrow::field("name", arrow::large_utf8())});
-}
-
-std::shared_ptr<arrow::RecordBatch> FlightRows(int64_t first, int64_t n) {
-  arrow::Int64Builder ids;
-  arrow::LargeStringBuilder names;
-  for (int64_t i = first; i < first + n; ++i) {
-    EXPECT_TRUE(ids.Append(i).ok());
-    if (i % 7 == 3) {
-      EXPECT_TRUE(names.AppendNull().ok());
-    } else {
-      EXPECT_TRUE(names.Append("row-" + std::to_string(i)).ok());
-    }
-  }
-  return arrow::RecordBatch::Make(FlightSchema(), n,
-                                  {ids.Finish().ValueOrDie(), names.Finish().ValueOrDie()});
-}
-
-std::vector<int64_t> Range(int64_t from, int64_t to) {
-  std::vector<int64_t> v(static_cast<size_t>(to - from));
-  std::iota(v.begin(), v.end(), from);
-  return v;
-}
-
 StreamOptions ScriptedOptions(const ScriptedFlightServer& server) {
   StreamOptions o;
   o.endpoint = server.endpoint();
   o.table_name = "main.default.flight";
   o.record_type = RecordType::kArrow;
-  o.arrow_schema = FlightSchema();
+  o.arrow_schema = FlightTestSchema();
   o.headers_provider = MakeStaticHeadersProvider({{"authorization", "Bearer t0ken"},
                                                   {"x-databricks-zerobus-table-name", "wrong"},
                                                   {"x-extra", "1"}});
@@ -97,7 +71,7 @@ int64_t PieceBytesFor(const arrow::RecordBatch& batch, int pieces) {
 
 TEST(FlightStream, WireFormatOfADoPut) {
   ScriptedFlightServer server(Mode::kNormal);
-  auto rows = FlightRows(0, 1000);
+  auto rows = FlightTestRows(0, 1000);
   auto o = ScriptedOptions(server);
   o.flight_piece_bytes = PieceBytesFor(*rows, 4);
   auto stream = ZerobusStream::Open(o).ValueOrDie();
@@ -123,7 +97,7 @@ TEST(FlightStream, WireFormatOfADoPut) {
   EXPECT_EQ(call.metadata.at("x-extra"), "1");
   EXPECT_EQ(call.metadata.count("grpc-timeout"), 0u);
   ASSERT_NE(call.schema, nullptr);
-  EXPECT_TRUE(call.schema->Equals(*FlightSchema(), true));
+  EXPECT_TRUE(call.schema->Equals(*FlightTestSchema(), true));
   EXPECT_FALSE(call.schema_has_descriptor);
   EXPECT_EQ(call.schema_app_metadata, "");
   EXPECT_TRUE(call.decode_errors.empty()) << call.decode_errors[0];
@@ -149,7 +123,7 @@ TEST(FlightStream, ManyBatchesInOrderWithCompression) {
     auto stream = ZerobusStream::Open(o).ValueOrDie();
     std::vector<ZerobusStream::ArrowPiece> all;
     for (int b = 0; b < 20; ++b) {
-      for (auto& p : stream->IngestArrowBatch(FlightRows(b * 50, 50))) all.push_back(p);
+      for (auto& p : stream->IngestArrowBatch(FlightTestRows(b * 50, 50))) all.push_back(p);
     }
     EXPECT_EQ(WaitPieces(all), 20);
     ASSERT_TRUE(stream->Close().ok());
@@ -161,7 +135,7 @@ TEST(FlightStream, ManyBatchesInOrderWithCompression) {
 TEST(FlightStream, PartialAckThenFailureReplaysOnlyTheUnackedRows) {
   ScriptedFlightServer server(Mode::kPartialThenFail);
   auto stream = ZerobusStream::Open(ScriptedOptions(server)).ValueOrDie();
-  auto pieces = stream->IngestArrowBatch(FlightRows(0, 100));
+  auto pieces = stream->IngestArrowBatch(FlightTestRows(0, 100));
   ASSERT_EQ(pieces.size(), 1u);
   ASSERT_EQ(WaitPieces(pieces), 1);
   EXPECT_EQ(pieces[0].ack.result()->sends, 2);
@@ -171,7 +145,7 @@ TEST(FlightStream, PartialAckThenFailureReplaysOnlyTheUnackedRows) {
   // The second DoPut starts again at offset 0 with the 50 rows the first did not ack.
   ASSERT_EQ(calls[1].pieces.size(), 1u);
   EXPECT_EQ(calls[1].pieces[0].app_metadata, "{\"offset_id\":0}");
-  EXPECT_TRUE(calls[1].pieces[0].rows->Equals(*FlightRows(50, 50)));
+  EXPECT_TRUE(calls[1].pieces[0].rows->Equals(*FlightTestRows(50, 50)));
   std::vector<int64_t> expected = Range(0, 100);
   auto tail = Range(50, 100);
   expected.insert(expected.end(), tail.begin(), tail.end());
@@ -186,10 +160,10 @@ TEST(FlightStream, PartialAckThenFailureReplaysOnlyTheUnackedRows) {
 TEST(FlightStream, CloseSignalRotatesToANewDoPut) {
   ScriptedFlightServer server(Mode::kCloseSignal);
   auto stream = ZerobusStream::Open(ScriptedOptions(server)).ValueOrDie();
-  auto first = stream->IngestArrowBatch(FlightRows(0, 10));
+  auto first = stream->IngestArrowBatch(FlightTestRows(0, 10));
   ASSERT_EQ(WaitPieces(first), 1);
-  auto second = stream->IngestArrowBatch(FlightRows(10, 10));
-  auto third = stream->IngestArrowBatch(FlightRows(20, 10));
+  auto second = stream->IngestArrowBatch(FlightTestRows(10, 10));
+  auto third = stream->IngestArrowBatch(FlightTestRows(20, 10));
   EXPECT_EQ(WaitPieces(second) + WaitPieces(third), 2);
   ASSERT_TRUE(stream->Close().ok());
   auto calls = server.calls();
@@ -207,18 +181,18 @@ TEST(FlightStream, WithheldAcksTimeOutAndTheRowsAreReplayed) {
   auto o = ScriptedOptions(server);
   o.server_lack_of_ack_timeout = std::chrono::milliseconds(300);
   auto stream = ZerobusStream::Open(o).ValueOrDie();
-  auto pieces = stream->IngestArrowBatch(FlightRows(0, 40));
+  auto pieces = stream->IngestArrowBatch(FlightTestRows(0, 40));
   ASSERT_EQ(WaitPieces(pieces), 1);
   EXPECT_EQ(pieces[0].ack.result()->sends, 2);
   auto calls = server.calls();
   ASSERT_EQ(calls.size(), 2u);
-  EXPECT_TRUE(calls[1].pieces[0].rows->Equals(*FlightRows(0, 40)));
+  EXPECT_TRUE(calls[1].pieces[0].rows->Equals(*FlightTestRows(0, 40)));
   EXPECT_GE(stream->stats().rpc_failures, 1);
   ASSERT_TRUE(stream->Close().ok());
 }
 
 TEST(FlightStream, InFlightLimitsCountPiecesAndTheirBytes) {
-  auto rows = FlightRows(0, 400);
+  auto rows = FlightTestRows(0, 400);
   for (bool by_bytes : {false, true}) {
     ScriptedFlightServer server(Mode::kWithholdAcks);
     auto o = ScriptedOptions(server);
@@ -279,7 +253,7 @@ TEST(FlightStream, ServerEndingTheDoPutDuringSetupIsRetried) {
 TEST(FlightStream, AnAckClaimingMoreRowsThanSentEndsTheStream) {
   ScriptedFlightServer server(Mode::kOverClaim);
   auto stream = ZerobusStream::Open(ScriptedOptions(server)).ValueOrDie();
-  auto pieces = stream->IngestArrowBatch(FlightRows(0, 100));
+  auto pieces = stream->IngestArrowBatch(FlightTestRows(0, 100));
   std::vector<arrow::Status> errors;
   EXPECT_EQ(WaitPieces(pieces, &errors), 0);
   ASSERT_EQ(errors.size(), 1u);
@@ -290,7 +264,7 @@ TEST(FlightStream, AnAckClaimingMoreRowsThanSentEndsTheStream) {
   auto unacked = stream->TakeUnacked();
   ASSERT_EQ(unacked.size(), 1u);
   ASSERT_NE(unacked[0].rows, nullptr);
-  EXPECT_TRUE(unacked[0].rows->Equals(*FlightRows(0, 100)));
+  EXPECT_TRUE(unacked[0].rows->Equals(*FlightTestRows(0, 100)));
   EXPECT_EQ(unacked[0].sends, 1);
 }
 
@@ -321,7 +295,7 @@ TEST(FlightStream, BadBatchesAreRefusedBeforeAnythingIsSent) {
               HasSubstr("field 1 'name' is string in the batch but large_string"));
   EXPECT_EQ(pieces[0].range.end, 1);
 
-  auto empty = stream->IngestArrowBatch(FlightRows(0, 0));
+  auto empty = stream->IngestArrowBatch(FlightTestRows(0, 0));
   ASSERT_EQ(empty.size(), 1u);
   EXPECT_THAT(empty[0].ack.result().status().message(), HasSubstr("at least one row"));
   EXPECT_FALSE(stream->IngestArrowBatch(nullptr)[0].ack.result().ok());
@@ -366,7 +340,7 @@ TEST(FlightStream, DictionaryColumnsGoOutDecoded) {
   EXPECT_EQ(WaitPieces(stream->IngestArrowBatch(batch)), 1);
   ASSERT_TRUE(stream->Close().ok());
   auto call = server.calls()[0];
-  EXPECT_TRUE(call.schema->Equals(*FlightSchema(), false)) << call.schema->ToString();
+  EXPECT_TRUE(call.schema->Equals(*FlightTestSchema(), false)) << call.schema->ToString();
   ASSERT_EQ(call.pieces.size(), 1u);
   EXPECT_TRUE(call.pieces[0].rows->column(1)->Equals(
       *ArrayFromJson(arrow::large_utf8(), R"(["a", "b", null, "a"])")));
@@ -388,7 +362,7 @@ class FlightEmulatorTest : public ::testing::Test {
     StreamOptions o = FastOptions(*emu_, table);
     o.record_type = RecordType::kArrow;
     o.descriptor.reset();
-    o.arrow_schema = FlightSchema();
+    o.arrow_schema = FlightTestSchema();
     return o;
   }
   void AddFault(const std::string& json) {
@@ -443,9 +417,9 @@ TEST_F(FlightEmulatorTest, RowsLandInTheTableAndReadBackEqual) {
   ASSERT_TRUE(stream.ok()) << stream.status().ToString();
   std::vector<ZerobusStream::ArrowPiece> all;
   for (int b = 0; b < 10; ++b) {
-    for (auto& p : (*stream)->IngestArrowBatch(FlightRows(b * 1000, 1000))) all.push_back(p);
+    for (auto& p : (*stream)->IngestArrowBatch(FlightTestRows(b * 1000, 1000))) all.push_back(p);
   }
-  auto large = (*stream)->IngestArrowBatch(FlightRows(10'000, 50'000));
+  auto large = (*stream)->IngestArrowBatch(FlightTestRows(10'000, 50'000));
   EXPECT_GT(large.size(), 5u);
   for (auto& p : large) all.push_back(p);
   EXPECT_EQ(WaitPieces(all), static_cast<int64_t>(all.size()));
@@ -464,7 +438,7 @@ TEST_F(FlightEmulatorTest, StreamEndedMidwayReopensAndReplaysTheUnackedRows) {
   ASSERT_TRUE(stream.ok()) << stream.status().ToString();
   std::vector<ZerobusStream::ArrowPiece> all;
   for (int b = 0; b < 10; ++b) {
-    for (auto& p : (*stream)->IngestArrowBatch(FlightRows(b * 100, 100))) all.push_back(p);
+    for (auto& p : (*stream)->IngestArrowBatch(FlightTestRows(b * 100, 100))) all.push_back(p);
   }
   EXPECT_EQ(WaitPieces(all), 10);
   ASSERT_TRUE((*stream)->Close().ok());
@@ -482,7 +456,7 @@ TEST_F(FlightEmulatorTest, PartlyAckedPieceReplaysOnlyItsUnackedSuffix) {
   // durable whole, so its unacked suffix lands twice (at-least-once) and nothing else does.
   constexpr int64_t kAcked = 1234;
   AddFault(R"({"partial_ack": {"after_messages": 5, "rows": 1234}, "times": 1})");
-  auto batch = FlightRows(0, 20'000);
+  auto batch = FlightTestRows(0, 20'000);
   auto o = Options();
   o.flight_piece_bytes = PieceBytesFor(*batch, 5);
   auto stream = ZerobusStream::Open(o);
@@ -522,7 +496,7 @@ TEST_F(FlightEmulatorTest, CloseSignalRotatesWithoutReplayingAckedRows) {
   ASSERT_TRUE(stream.ok()) << stream.status().ToString();
   std::vector<ZerobusStream::ArrowPiece> all;
   for (int b = 0; b < 6; ++b) {
-    auto pieces = (*stream)->IngestArrowBatch(FlightRows(b * 100, 100));
+    auto pieces = (*stream)->IngestArrowBatch(FlightTestRows(b * 100, 100));
     EXPECT_EQ(WaitPieces(pieces), 1);
   }
   ASSERT_TRUE((*stream)->Close().ok());
@@ -539,7 +513,7 @@ TEST_F(FlightEmulatorTest, WithheldAcksTimeOutAndTheRowsGoAgainOnANewDoPut) {
   o.server_lack_of_ack_timeout = std::chrono::milliseconds(400);
   auto stream = ZerobusStream::Open(o);
   ASSERT_TRUE(stream.ok()) << stream.status().ToString();
-  auto pieces = (*stream)->IngestArrowBatch(FlightRows(0, 100));
+  auto pieces = (*stream)->IngestArrowBatch(FlightTestRows(0, 100));
   // The first DoPut times out; the acks flow again for the next one.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while ((*stream)->stats().rpc_failures == 0 && std::chrono::steady_clock::now() < deadline) {

@@ -1,6 +1,7 @@
 #include "flight_test_util.h"
 
 #include <deque>
+#include <numeric>
 
 #include <arrow/ipc/api.h>
 #include <arrow/json/from_string.h>
@@ -12,6 +13,32 @@
 #include "common/proto_wire.h"
 
 namespace arrow_zerobus::testing {
+
+std::shared_ptr<arrow::Schema> FlightTestSchema() {
+  return arrow::schema({arrow::field("id", arrow::int64(), false),
+                        arrow::field("name", arrow::large_utf8())});
+}
+
+std::shared_ptr<arrow::RecordBatch> FlightTestRows(int64_t first, int64_t n) {
+  arrow::Int64Builder ids;
+  arrow::LargeStringBuilder names;
+  for (int64_t i = first; i < first + n; ++i) {
+    EXPECT_TRUE(ids.Append(i).ok());
+    if (i % 7 == 3) {
+      EXPECT_TRUE(names.AppendNull().ok());
+    } else {
+      EXPECT_TRUE(names.Append("row-" + std::to_string(i)).ok());
+    }
+  }
+  return arrow::RecordBatch::Make(FlightTestSchema(), n,
+                                  {ids.Finish().ValueOrDie(), names.Finish().ValueOrDie()});
+}
+
+std::vector<int64_t> Range(int64_t from, int64_t to) {
+  std::vector<int64_t> v(static_cast<size_t>(to - from));
+  std::iota(v.begin(), v.end(), from);
+  return v;
+}
 
 void PutVarint(uint64_t v, std::string* out) {
   while (v >= 0x80) {

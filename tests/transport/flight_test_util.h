@@ -14,6 +14,13 @@
 
 namespace arrow_zerobus::testing {
 
+// The Flight tests' rows: `id` int64 (not null) and `name` large_utf8 ("row-<id>", null for
+// every id with id % 7 == 3), ids first..first+n-1.
+std::shared_ptr<arrow::Schema> FlightTestSchema();
+std::shared_ptr<arrow::RecordBatch> FlightTestRows(int64_t first, int64_t n);
+// from, from + 1, ..., to - 1.
+std::vector<int64_t> Range(int64_t from, int64_t to);
+
 // Protobuf wire bytes, for building test messages by hand.
 void PutVarint(uint64_t v, std::string* out);
 void PutBytes(uint32_t field, std::string_view bytes, std::string* out);

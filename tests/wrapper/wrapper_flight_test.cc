@@ -23,41 +23,10 @@ namespace {
 using ::testing::HasSubstr;
 using Mode = ScriptedFlightServer::Mode;
 
-std::shared_ptr<arrow::Schema> FlightRowSchema() {
-  return arrow::schema({arrow::field("id", arrow::int64(), false),
-                        arrow::field("name", arrow::large_utf8())});
-}
-
-std::shared_ptr<arrow::RecordBatch> FlightRows(int64_t first, int64_t n) {
-  arrow::Int64Builder ids;
-  arrow::LargeStringBuilder names;
-  for (int64_t i = first; i < first + n; ++i) {
-    EXPECT_TRUE(ids.Append(i).ok());
-    EXPECT_TRUE(names.Append("n" + std::to_string(i)).ok());
-  }
-  return arrow::RecordBatch::Make(FlightRowSchema(), n,
-                                  {ids.Finish().ValueOrDie(), names.Finish().ValueOrDie()});
-}
-
-std::vector<int64_t> Range(int64_t from, int64_t to) {
-  std::vector<int64_t> v(static_cast<size_t>(to - from));
-  std::iota(v.begin(), v.end(), from);
-  return v;
-}
-
 WrapperConfiguration FlightConfig(const ScriptedFlightServer& server) {
   auto c = WrapperConfiguration::Make(server.endpoint(), "main.default.flight");
   c.transport = Transport::kArrowFlight;
-  c.retry_max_attempts = 3;
-  c.retry_base_delay_ms = 5;
-  c.retry_max_delay_ms = 20;
-  c.stream_open_timeout_ms = 3000;
-  c.recovery_backoff_ms = 10;
-  c.recovery_retries = 1;
-  c.ack_timeout_ms = 3000;
-  c.flush_timeout_ms = 15000;
-  c.cooldown_jitter_ms = 0;
-  c.failure_rate_threshold = 1.0;
+  UseFastTimings(&c);
   return c;
 }
 
@@ -74,7 +43,7 @@ TEST(WrapperFlight, EveryRowAckedOverAPoolOfStreams) {
   c.streams_per_table = 2;
   auto w = MakeWrapper(c);
   std::vector<arrow::Future<TransmissionResult>> sends;
-  for (int b = 0; b < 6; ++b) sends.push_back(w.SendBatchAsync(*FlightRows(b * 500, 500)).ValueOrDie());
+  for (int b = 0; b < 6; ++b) sends.push_back(w.SendBatchAsync(*FlightTestRows(b * 500, 500)).ValueOrDie());
   for (auto& f : sends) {
     const auto& r = f.result().ValueOrDie();
     ExpectAccounted(r, 500);
@@ -89,7 +58,7 @@ TEST(WrapperFlight, EveryRowAckedOverAPoolOfStreams) {
   EXPECT_EQ(server.calls().size(), 2u);  // one DoPut per stream of the pool
   for (const auto& call : server.calls()) {
     EXPECT_EQ(call.method, "/arrow.flight.protocol.FlightService/DoPut");
-    EXPECT_TRUE(call.schema->Equals(*FlightRowSchema()));
+    EXPECT_TRUE(call.schema->Equals(*FlightTestSchema()));
   }
   const WrapperStats st = w.stats();
   EXPECT_EQ(st.rows_successful, 3000);
@@ -99,7 +68,7 @@ TEST(WrapperFlight, EveryRowAckedOverAPoolOfStreams) {
 TEST(WrapperFlight, RowsOfAPartlyAckedPieceAreReplayedByTheStream) {
   ScriptedFlightServer server(Mode::kPartialThenFail);
   auto w = MakeWrapper(FlightConfig(server));
-  auto r = w.SendBatch(*FlightRows(0, 100)).ValueOrDie();
+  auto r = w.SendBatch(*FlightTestRows(0, 100)).ValueOrDie();
   ExpectAccounted(r, 100);
   EXPECT_EQ(r.successful_count, 100);
   EXPECT_EQ(r.replayed_rows, 100);  // the piece went twice (its second send carried 50 rows)
@@ -113,7 +82,7 @@ TEST(WrapperFlight, AckedRowsOfAPieceWhoseStreamFailedAreSuccessful) {
   c.recovery_retries = 0;    // the stream gives up at once
   c.retry_max_attempts = 1;  // and so does the wrapper
   auto w = MakeWrapper(c);
-  auto r = w.SendBatch(*FlightRows(0, 100)).ValueOrDie();
+  auto r = w.SendBatch(*FlightTestRows(0, 100)).ValueOrDie();
   ExpectAccounted(r, 100);
   EXPECT_EQ(r.successful_rows, Range(0, 50));
   EXPECT_EQ(r.in_doubt_rows, Range(50, 100));
@@ -127,7 +96,7 @@ TEST(WrapperFlight, SentButUnackedRowsAreInDoubtWhenTheStreamEnds) {
   c.recovery_retries = 0;   // the stream gives up at the first failure
   c.retry_max_attempts = 1;  // and so does the wrapper
   auto w = MakeWrapper(c);
-  auto r = w.SendBatch(*FlightRows(0, 40)).ValueOrDie();
+  auto r = w.SendBatch(*FlightTestRows(0, 40)).ValueOrDie();
   ExpectAccounted(r, 40);
   EXPECT_EQ(r.successful_count, 0);
   EXPECT_EQ(r.in_doubt_rows, Range(0, 40));
@@ -144,7 +113,7 @@ TEST(WrapperFlight, AFailedStreamIsReplacedAndTheRowsSentAgain) {
   c.recovery_retries = 0;
   c.retry_max_attempts = 3;
   auto w = MakeWrapper(c);
-  auto r = w.SendBatch(*FlightRows(0, 40)).ValueOrDie();
+  auto r = w.SendBatch(*FlightTestRows(0, 40)).ValueOrDie();
   ExpectAccounted(r, 40);
   EXPECT_EQ(r.successful_count, 40);
   EXPECT_TRUE(r.in_doubt_rows.empty());
@@ -161,7 +130,7 @@ TEST(WrapperFlight, MaxSendsPerRowBoundsTheCopiesOfAPiece) {
   c.recovery_retries = 3;
   c.max_sends_per_row = 1;  // the stream may not replay it, the wrapper may not resend it
   auto w = MakeWrapper(c);
-  auto r = w.SendBatch(*FlightRows(0, 30)).ValueOrDie();
+  auto r = w.SendBatch(*FlightTestRows(0, 30)).ValueOrDie();
   ExpectAccounted(r, 30);
   EXPECT_EQ(r.successful_count, 0);
   EXPECT_EQ(r.in_doubt_rows, Range(0, 30));
@@ -173,7 +142,7 @@ TEST(WrapperFlight, MaxSendsPerRowBoundsTheCopiesOfAPiece) {
 TEST(WrapperFlight, SchemaRejectionFailsEveryRowWithTheCauses) {
   ScriptedFlightServer server(Mode::kSchemaReject);
   auto w = MakeWrapper(FlightConfig(server));
-  auto r = w.SendBatch(*FlightRows(0, 10)).ValueOrDie();
+  auto r = w.SendBatch(*FlightTestRows(0, 10)).ValueOrDie();
   ExpectAccounted(r, 10);
   EXPECT_EQ(r.failed_count, 10);
   EXPECT_TRUE(r.in_doubt_rows.empty());  // nothing was sent
@@ -187,7 +156,7 @@ TEST(WrapperFlight, SchemaRejectionFailsEveryRowWithTheCauses) {
 TEST(WrapperFlight, AnOverClaimingServerLeavesTheRowsInDoubt) {
   ScriptedFlightServer server(Mode::kOverClaim);
   auto w = MakeWrapper(FlightConfig(server));
-  auto r = w.SendBatch(*FlightRows(0, 20)).ValueOrDie();
+  auto r = w.SendBatch(*FlightTestRows(0, 20)).ValueOrDie();
   ExpectAccounted(r, 20);
   EXPECT_EQ(r.failed_count, 20);
   EXPECT_EQ(r.in_doubt_rows, Range(0, 20));

@@ -45,11 +45,8 @@ std::unique_ptr<emulator::Emulator> StartEmulator(const std::string& dir,
   return emu;
 }
 
-WrapperConfiguration FastConfig(const emulator::Emulator& emu, const std::string& table) {
-  auto c = WrapperConfiguration::Make(emu.grpc_endpoint(), table);
-  c.client_id = kClientId;
-  c.client_secret = SecretString(kClientSecret);
-  c.unity_catalog_url = emu.http_endpoint();
+void UseFastTimings(WrapperConfiguration* config) {
+  WrapperConfiguration& c = *config;
   c.retry_max_attempts = 3;
   c.retry_base_delay_ms = 5;
   c.retry_max_delay_ms = 20;
@@ -60,6 +57,14 @@ WrapperConfiguration FastConfig(const emulator::Emulator& emu, const std::string
   c.flush_timeout_ms = 15000;
   c.cooldown_jitter_ms = 0;
   c.failure_rate_threshold = 1.0;
+}
+
+WrapperConfiguration FastConfig(const emulator::Emulator& emu, const std::string& table) {
+  auto c = WrapperConfiguration::Make(emu.grpc_endpoint(), table);
+  c.client_id = kClientId;
+  c.client_secret = SecretString(kClientSecret);
+  c.unity_catalog_url = emu.http_endpoint();
+  UseFastTimings(&c);
   c.failure_cooldown_ms = 200;
   c.pipeline_blocked_cooldown_ms = 200;
   return c;

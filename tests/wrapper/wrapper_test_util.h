@@ -35,8 +35,11 @@ std::unique_ptr<emulator::Emulator> StartEmulator(const std::string& dir,
                                                   std::vector<emulator::TableDeclaration> tables = {},
                                                   bool strict = false);
 
-// A wrapper configuration for `table` on `emu` with OAuth, small timeouts, tiny backoffs, no
-// jitter, and the failure-rate cool-down off (threshold 1.0 can never be exceeded).
+// Small timeouts, tiny backoffs, no jitter, and the failure-rate cool-down off (threshold 1.0
+// can never be exceeded).
+void UseFastTimings(WrapperConfiguration* config);
+// A wrapper configuration for `table` on `emu` with OAuth and UseFastTimings, cool-downs of
+// 200 ms.
 WrapperConfiguration FastConfig(const emulator::Emulator& emu, const std::string& table);
 
 // id int64 (not null), name utf8 (nullable); ids first_id .. first_id + n - 1.
