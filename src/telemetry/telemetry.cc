@@ -151,8 +151,9 @@ struct Telemetry::Impl {
       if (first.ok()) first = st;
       return st;
     };
-    deliver(metrics_url, "otlp-metrics.jsonl",
-            ti::MetricsJson(resource, snapshot, start_unix_nano, now));
+    // Its status is kept in `first`.
+    (void)deliver(metrics_url, "otlp-metrics.jsonl",
+                  ti::MetricsJson(resource, snapshot, start_unix_nano, now));
     if (!batch.empty()) {
       const arrow::Status st =
           deliver(traces_url, "otlp-traces.jsonl", ti::TracesJson(resource, batch));

@@ -728,6 +728,9 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
     std::vector<Chunk> pending;   // not acknowledged yet
     std::vector<Chunk> finished;  // acknowledged
     arrow::Status last_error;
+    // The first attempt's failure: when a later attempt is only cut short by the time budget,
+    // this is the cause a person needs (a refused connection, say).
+    arrow::Status first_error;
     int32_t attempt = 0;
     int64_t bytes_sent = 0;
     std::unique_ptr<internal::RetryPolicy> retry;
@@ -1057,6 +1060,7 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
 
   // After an attempt: finished, given up, or a retry after a backoff.
   void Decide(const std::shared_ptr<SendState>& s) {
+    if (s->first_error.ok()) s->first_error = s->last_error;
     // Rows already sent as often as max_sends_per_row allows are not sent again.
     std::vector<Chunk> left;
     for (auto& c : s->pending) {
@@ -1132,11 +1136,13 @@ struct ZerobusWrapper::Impl : std::enable_shared_from_this<ZerobusWrapper::Impl>
                 ? "the send's time budget, send_timeout_ms=" +
                       std::to_string(config.send_timeout_ms) + ", ran out"
                 : "retry_max_attempts=" + std::to_string(config.retry_max_attempts) + " used up";
+        const std::string last = RenderError(last_error);
+        const std::string first = RenderError(s->first_error);
         message = RenderError(MakeError(
             ErrorKind::kRetryExhausted, false,
-            "gave up after " + std::to_string(s->attempt) +
-                " attempts; last cause: " + RenderError(last_error) + " (" + why + " after " +
-                std::to_string(took.count()) + " ms)"));
+            "gave up after " + std::to_string(s->attempt) + " attempts; last cause: " + last +
+                (s->first_error.ok() || first == last ? "" : "; first attempt's cause: " + first) +
+                " (" + why + " after " + std::to_string(took.count()) + " ms)"));
       } else if (s->stopped_by_shutdown) {
         message = RenderError(MakeError(ErrorKind::kTransmission, false,
                                         "the wrapper shut down before a retry; last cause: " +

@@ -254,7 +254,7 @@ TEST(FlightWire, PutResultParsing) {
       R"({"ack_up_to_offset":0,"ack_up_to_records":1,"close_stream_duration_ms":null})");
   EXPECT_FALSE(ParsePutResult(&null_close).ValueOrDie().close_stream_duration_ms);
 
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string(), std::string("not json"), std::string(R"({"ack_up_to_offset":1})"),
         std::string(R"({"ack_up_to_offset":"1","ack_up_to_records":1})"),
         std::string(R"({"ack_up_to_offset":1,"ack_up_to_records":-3})"), std::string("[1,2]")}) {

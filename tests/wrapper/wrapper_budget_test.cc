@@ -246,7 +246,9 @@ TEST_F(EndpointMistakeTest, ClosedPortIsRetriedWithinTheBudgetAndEachRetryIsLogg
   EXPECT_EQ(o.result.failed_count, 10);
   ASSERT_TRUE(o.result.error.has_value());
   EXPECT_THAT(*o.result.error, HasSubstr("127.0.0.1:" + std::to_string(closed)));
-  // The wrapper's attempts and the stream's reopens all stopped inside the budget.
+  // The wrapper's attempts and the stream's reopens all stopped inside the budget; the refused
+  // connection is named even when the last attempt was only cut short by the budget (then as
+  // the first attempt's cause).
   EXPECT_THAT(*o.result.error, HasSubstr("Retry exhausted: gave up after"));
   EXPECT_THAT(*o.result.error, HasSubstr("Connection refused"));
   int retries_logged = 0;

@@ -601,7 +601,9 @@ TEST(JsonRowsTest, RowsOverTheLimitFailAloneAndChunksStayUnderIt) {
   EXPECT_EQ(tight->failed_rows.front().row, 0);
   bool has_encoder_failure = false;
   for (size_t i = 0; i < tight->failed_rows.size(); ++i) {
-    if (i > 0) EXPECT_LT(tight->failed_rows[i - 1].row, tight->failed_rows[i].row);
+    if (i > 0) {
+      EXPECT_LT(tight->failed_rows[i - 1].row, tight->failed_rows[i].row);
+    }
     if (tight->failed_rows[i].row == 5) has_encoder_failure = true;
   }
   EXPECT_TRUE(has_encoder_failure);

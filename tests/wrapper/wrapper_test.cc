@@ -272,6 +272,28 @@ TEST_F(WrapperTest, RetryExhaustedNamesTheLastCause) {
   EXPECT_EQ(w.stats().retries, 2);
 }
 
+// The last attempt often fails only because the budget cut it short; the first attempt's
+// different cause (here a distinct message) is named beside the last one.
+TEST_F(WrapperTest, RetryExhaustedAlsoNamesTheFirstAttemptsCauseWhenItDiffers) {
+  auto config = FastConfig(*emu_, kTable);
+  config.recovery_retries = 0;
+  config.retry_max_attempts = 2;
+  auto w = MakeWrapper(config);
+  AddFault(EndStream(0, kUnavailable, "first stream refused", 1, 0));
+  AddFault(EndStream(0, kUnavailable, "backend overloaded", 0, 0));
+  auto r = Send(w, MakeRows(0, 20));
+  EXPECT_EQ(r.failed_count, 20);
+  ASSERT_TRUE(r.error.has_value());
+  const std::string& e = *r.error;
+  EXPECT_THAT(e, StartsWith("Retry exhausted: gave up after 2 attempts; last cause: "));
+  const auto last = e.find("backend overloaded");
+  const auto first = e.find("; first attempt's cause: ");
+  ASSERT_NE(last, std::string::npos) << e;
+  ASSERT_NE(first, std::string::npos) << e;
+  EXPECT_LT(last, first);
+  EXPECT_NE(e.find("first stream refused", first), std::string::npos) << e;
+}
+
 // Every stream ends after one request (UNAVAILABLE): each send of a row lands, and without a
 // bound one row went on the wire retry_max_attempts x (recovery_retries + 1) = 25 times.
 TEST_F(WrapperTest, OneRowGoesOnTheWireAtMostMaxSendsPerRowTimes) {
