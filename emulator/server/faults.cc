@@ -217,13 +217,21 @@ void FaultRegistry::BlockCreation(std::string table, std::chrono::milliseconds d
   Changed();
 }
 
-bool FaultRegistry::CreationBlocked(std::string_view table) const {
+bool FaultRegistry::CreationBlocked(std::string_view table) {
   std::lock_guard<std::mutex> lock(mu_);
   auto now = Clock::now();
   for (const auto& [t, until] : blocked_until_) {
-    if ((t.empty() || t == table) && now < until) return true;
+    if ((t.empty() || t == table) && now < until) {
+      ++creations_refused_;
+      return true;
+    }
   }
   return false;
+}
+
+int64_t FaultRegistry::creations_refused() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return creations_refused_;
 }
 
 StreamFaults FaultRegistry::For(std::string_view table) const {

@@ -110,7 +110,11 @@ class FaultRegistry {
 
   // Refuse create_stream for `table` (empty: all tables) for `duration`.
   void BlockCreation(std::string table, std::chrono::milliseconds duration);
-  bool CreationBlocked(std::string_view table) const;
+  // Whether a stream opening now on `table` is refused; each refusal is counted.
+  bool CreationBlocked(std::string_view table);
+  // How many stream openings a creation block refused so far (tests wait on it instead of
+  // guessing how long the client takes to reach the server).
+  int64_t creations_refused() const;
 
   // The merged faults for a stream on `table` (lower-cased full name).
   StreamFaults For(std::string_view table) const;
@@ -133,6 +137,7 @@ class FaultRegistry {
   mutable std::mutex mu_;
   std::vector<Entry> rules_;
   std::map<std::string, Clock::time_point> blocked_until_;  // "" = all tables
+  int64_t creations_refused_ = 0;
   int64_t next_id_ = 1;
   std::atomic<uint64_t> version_{1};
   std::function<void()> listener_;

@@ -150,8 +150,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadDeltaTable(emulator::Emulator& 
     ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open((fs::path(dir) / f).string()));
     ARROW_ASSIGN_OR_RAISE(auto reader,
                           parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
-    std::shared_ptr<arrow::Table> table;
-    ARROW_RETURN_NOT_OK(reader->ReadTable(&table));
+    ARROW_ASSIGN_OR_RAISE(auto table, reader->ReadTable());
     tables.push_back(std::move(table));
   }
   if (tables.empty()) return std::shared_ptr<arrow::Table>();

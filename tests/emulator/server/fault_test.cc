@@ -237,6 +237,7 @@ TEST_F(FaultTest, BlockCreationForOneTable) {
   st = CreateStatus(*client_, BearerFor(*emulator_, kTable), kTable,
                     CreateRequest(kTable, &desc_));
   EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(emulator_->faults().creations_refused(), 1);  // only the blocked table's opening
   // DELETE lifts the block.
   ASSERT_EQ(HttpDelete(*emulator_, "/admin/faults").status, 200);
   st = CreateStatus(*client_, BearerFor(*emulator_, kOther), kOther,
