@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <initializer_list>
 #include <mutex>
 
 #include "arrow_zerobus/errors.h"
@@ -186,6 +187,13 @@ class EndpointMistakeTest : public ::testing::Test {
     (void)w->Shutdown();
     return out;
   }
+  // A mistake that never heals: every row fails within seconds, the error naming the mistake.
+  static void ExpectFastFailureNaming(const Outcome& o, std::initializer_list<const char*> words) {
+    EXPECT_LT(o.took, kFast);
+    EXPECT_EQ(o.result.failed_count, 10);
+    ASSERT_TRUE(o.result.error.has_value());
+    for (const char* w : words) EXPECT_THAT(*o.result.error, HasSubstr(w));
+  }
   static std::string Local(bool tls, int port) {
     return std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port);
   }
@@ -196,43 +204,26 @@ class EndpointMistakeTest : public ::testing::Test {
 
 TEST_F(EndpointMistakeTest, PlaintextToATlsServerFailsFastNamingTls) {
   StartTls();
-  const Outcome o = SendWithToken(Local(false, emu_->grpc_port()));
-  EXPECT_LT(o.took, kFast);
-  EXPECT_EQ(o.result.failed_count, 10);
-  ASSERT_TRUE(o.result.error.has_value());
-  EXPECT_THAT(*o.result.error, HasSubstr("speaks TLS"));
-  EXPECT_THAT(*o.result.error, HasSubstr("use https://"));
+  ExpectFastFailureNaming(SendWithToken(Local(false, emu_->grpc_port())),
+                          {"speaks TLS", "use https://"});
 }
 
 TEST_F(EndpointMistakeTest, TlsWithoutTheCaFailsFastNamingVerification) {
   StartTls();
-  const Outcome o = SendWithToken(Local(true, emu_->grpc_port()));
-  EXPECT_LT(o.took, kFast);
-  EXPECT_EQ(o.result.failed_count, 10);
-  ASSERT_TRUE(o.result.error.has_value());
-  EXPECT_THAT(*o.result.error, HasSubstr("TLS verification failed"));
-  EXPECT_THAT(*o.result.error, HasSubstr("ca_file"));
+  ExpectFastFailureNaming(SendWithToken(Local(true, emu_->grpc_port())),
+                          {"TLS verification failed", "ca_file"});
 }
 
 TEST_F(EndpointMistakeTest, GrpcEndpointAtTheHttpPortFailsFastNamingHttp1) {
   StartPlain();
-  const Outcome o = SendWithToken(Local(false, emu_->http_port()));
-  EXPECT_LT(o.took, kFast);
-  EXPECT_EQ(o.result.failed_count, 10);
-  ASSERT_TRUE(o.result.error.has_value());
-  EXPECT_THAT(*o.result.error, HasSubstr("answers HTTP/1"));
-  EXPECT_THAT(*o.result.error, HasSubstr("not a gRPC"));
+  ExpectFastFailureNaming(SendWithToken(Local(false, emu_->http_port())),
+                          {"answers HTTP/1", "not a gRPC"});
 }
 
 TEST_F(EndpointMistakeTest, TokenUrlAtTheGrpcPortFailsFastNamingTheTokenEndpoint) {
   StartPlain();
   auto c = Config(emu_->grpc_endpoint(), Local(false, emu_->grpc_port()));
-  const Outcome o = SendOnce(c);
-  EXPECT_LT(o.took, kFast);
-  EXPECT_EQ(o.result.failed_count, 10);
-  ASSERT_TRUE(o.result.error.has_value());
-  EXPECT_THAT(*o.result.error, HasSubstr("/oidc/v1/token"));
-  EXPECT_THAT(*o.result.error, HasSubstr("not an HTTP/1.1 server"));
+  ExpectFastFailureNaming(SendOnce(c), {"/oidc/v1/token", "not an HTTP/1.1 server"});
 }
 
 TEST_F(EndpointMistakeTest, ClosedPortIsRetriedWithinTheBudgetAndEachRetryIsLogged) {
