@@ -291,8 +291,8 @@ class Rpc : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
   void OnWritesDoneDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
 
-  // Frames and starts the write of `request` at `offset`.
-  void Write(const OutgoingRequest& request, int64_t offset);
+  // Frames and starts the write of `request` at `offset` (the error: it cannot be framed).
+  arrow::Status Write(const OutgoingRequest& request, int64_t offset);
 
   const uint64_t id;  // the machine's name for this RPC
   grpc::ClientContext ctx;
@@ -304,7 +304,6 @@ class Rpc : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
   bool write_failed = false;
   bool dead = false;  // the read side ended: the call is over
   bool hold_released = false;
-  bool done = false;
 
  private:
   std::shared_ptr<ZerobusStream::Core> core_;
@@ -482,9 +481,23 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         case Kind::kStartRpc:
           op.rpc->Start(op.headers, std::move(op.open_request));
           break;
-        case Kind::kWrite:
-          op.rpc->Write(a.request, a.offset);
+        case Kind::kWrite: {
+          arrow::Status framed = op.rpc->Write(a.request, a.offset);
+          if (!framed.ok()) {
+            // Cannot happen short of memory: the request was encoded once already at admission.
+            RpcOps more;
+            {
+              std::lock_guard<std::mutex> lk(mu);
+              op.rpc->writing = false;
+              internal::StreamActions acts;
+              machine->OnFrameFailed(op.rpc->id, framed, &acts);
+              Apply(std::move(acts), &more);
+              MaybeReleaseHold(op.rpc, &more);
+            }
+            Execute(more);
+          }
           break;
+        }
         case Kind::kHalfClose:
           op.rpc->StartWritesDone();
           break;
@@ -694,24 +707,12 @@ void Rpc::Start(const Headers& headers, grpc::ByteBuffer create_request) {
   StartCall();
 }
 
-void Rpc::Write(const OutgoingRequest& request, int64_t offset) {
+arrow::Status Rpc::Write(const OutgoingRequest& request, int64_t offset) {
   auto framed = core_->protocol->Frame(request, offset);
-  if (framed.ok()) {
-    write_buf_ = std::move(*framed);
-    StartWrite(&write_buf_);
-    return;
-  }
-  // Cannot happen short of memory: the request was encoded once already at admission.
-  RpcOps ops;
-  {
-    std::lock_guard<std::mutex> lk(core_->mu);
-    writing = false;
-    StreamActions acts;
-    core_->machine->OnFrameFailed(id, framed.status(), &acts);
-    core_->Apply(std::move(acts), &ops);
-    core_->MaybeReleaseHold(self, &ops);
-  }
-  core_->Execute(ops);
+  if (!framed.ok()) return framed.status();
+  write_buf_ = std::move(*framed);
+  StartWrite(&write_buf_);
+  return arrow::Status::OK();
 }
 
 void Rpc::OnReadDone(bool ok) {
@@ -777,7 +778,6 @@ void Rpc::OnDone(const grpc::Status& s) {
   RpcOps ops;
   {
     std::lock_guard<std::mutex> lk(core->mu);
-    done = true;
     core->rpcs.erase(id);
     --core->live_rpcs;
     if (core->machine->current_rpc() == id) {

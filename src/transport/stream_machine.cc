@@ -86,7 +86,7 @@ int64_t StreamMachine::Admit(StreamRequest request, StreamTime now, StreamAction
 void StreamMachine::Pump(StreamTime now, StreamActions* out) {
   if (!rpc_) return;
   RpcSlot& r = *rpc_;
-  if (r.writing || r.ended || r.read_ended || r.write_failed || r.writes_closed) return;
+  if (r.writing || r.read_ended || r.write_failed || r.writes_closed) return;
   if (r.created && phase_ == StreamPhase::kOpen && next_send_seq_ < next_seq_) {
     StreamRequest& req = pending_[next_send_seq_ - pending_.front().seq];
     // The lack-of-ack clock starts with the first request in flight.
@@ -121,7 +121,7 @@ void StreamMachine::Pump(StreamTime now, StreamActions* out) {
 
 // Ends the current RPC from this side; `reason` is what its end reports.
 void StreamMachine::Cancel(arrow::Status reason, StreamActions* out) {
-  if (!rpc_ || rpc_->ended) return;
+  if (!rpc_) return;
   if (!rpc_->cancel_reason) rpc_->cancel_reason = reason;
   StreamAction a;
   a.kind = StreamAction::Kind::kCancel;
@@ -396,8 +396,7 @@ std::optional<arrow::Status> StreamMachine::SendsSpent() const {
   return std::nullopt;
 }
 
-void StreamMachine::StartAttempt(StreamTime now, StreamActions* out) {
-  (void)now;
+void StreamMachine::StartAttempt(StreamActions* out) {
   if (auto spent = SendsSpent()) {
     Fail(std::move(*spent), out);
     return;
@@ -464,7 +463,7 @@ std::optional<StreamTime> StreamMachine::TickOnce(StreamTime now, StreamActions*
     case StreamPhase::kBackoff:
       if (fetching_) return std::nullopt;  // HeadersFetched comes
       if (now >= backoff_until_) {
-        StartAttempt(now, out);
+        StartAttempt(out);
         return std::nullopt;
       }
       return backoff_until_;

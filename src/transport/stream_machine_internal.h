@@ -174,7 +174,7 @@ class StreamMachine {
   std::vector<UnackedRequest> TakeUnacked() { return std::move(unacked_); }
 
  private:
-  // The current RPC as the machine sees it.
+  // The current RPC as the machine sees it (dropped when it ends or is detached).
   struct RpcSlot {
     uint64_t id = 0;
     bool created = false;
@@ -183,18 +183,17 @@ class StreamMachine {
     bool read_ended = false;
     bool writes_wanted_done = false;
     bool writes_closed = false;
-    bool ended = false;
     std::optional<arrow::Status> cancel_reason;
   };
 
-  bool Current(uint64_t rpc) const { return rpc_ && rpc_->id == rpc && !rpc_->ended; }
+  bool Current(uint64_t rpc) const { return rpc_ && rpc_->id == rpc; }
   int64_t wire_inflight() const { return (next_send_seq_ - rpc_base_seq_) - (rpc_acked_ + 1); }
   void Pump(StreamTime now, StreamActions* out);
   void Cancel(arrow::Status reason, StreamActions* out);
   void CompleteFront(StreamActions* out);
   void OnAckProgress(StreamTime now);
   void ScheduleRetryOrFail(arrow::Status st, StreamTime now, StreamActions* out);
-  void StartAttempt(StreamTime now, StreamActions* out);
+  void StartAttempt(StreamActions* out);
   std::optional<StreamTime> TickOnce(StreamTime now, StreamActions* out);
   StreamTime OperationDeadline() const;
   std::optional<arrow::Status> SendsSpent() const;
