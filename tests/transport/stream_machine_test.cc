@@ -109,29 +109,20 @@ std::vector<int64_t> Seqs(const std::vector<StreamRequest>& reqs) {
   return out;
 }
 
-WireEvent Opened() {
+// A parsed server message.
+WireEvent Event(WireEvent::Kind kind, int64_t value = 0, milliseconds close_after = {}) {
   WireEvent ev;
-  ev.kind = WireEvent::Kind::kOpened;
+  ev.kind = kind;
+  ev.value = value;
+  ev.close_after = close_after;
   ev.stream_id = "s";
   return ev;
 }
-WireEvent AckOffset(int64_t offset) {
-  WireEvent ev;
-  ev.kind = WireEvent::Kind::kAckOffset;
-  ev.value = offset;
-  return ev;
-}
-WireEvent AckRecords(int64_t rows) {
-  WireEvent ev;
-  ev.kind = WireEvent::Kind::kAckRecords;
-  ev.value = rows;
-  return ev;
-}
+WireEvent Opened() { return Event(WireEvent::Kind::kOpened); }
+WireEvent AckOffset(int64_t offset) { return Event(WireEvent::Kind::kAckOffset, offset); }
+WireEvent AckRecords(int64_t rows) { return Event(WireEvent::Kind::kAckRecords, rows); }
 WireEvent CloseSignal(milliseconds after) {
-  WireEvent ev;
-  ev.kind = WireEvent::Kind::kCloseSignal;
-  ev.close_after = after;
-  return ev;
+  return Event(WireEvent::Kind::kCloseSignal, 0, after);
 }
 RpcEnd Ended(int code, arrow::Status error) { return RpcEnd{code, std::move(error), false}; }
 arrow::Status Unavailable(const std::string& what) {
@@ -144,19 +135,26 @@ class StreamMachineTest : public ::testing::Test {
     m = std::make_unique<StreamMachine>(std::move(s), T(0));
   }
 
-  // Ticks at `now` and opens the next RPC (headers fetched, open request written, kOpened).
-  // Returns the RPC's id; `acts` holds what the open did (the replay, say).
-  uint64_t OpenAt(int64_t now) {
+  // Ticks at `now` into the next attempt: the headers fetch, then the RPC's start. Returns the
+  // RPC's id (0 when the machine did not start one); `acts` is left empty.
+  uint64_t StartRpcAt(int64_t now) {
     acts = {};
     m->Tick(T(now), &acts);
     EXPECT_THAT(Ops(acts), ElementsAre("fetch"));
     acts = {};
     m->HeadersFetched(arrow::Status::OK(), T(now), &acts);
     EXPECT_EQ(acts.ops.size(), 1u);
-    EXPECT_EQ(acts.ops[0].kind, Kind::kStartRpc);
+    if (acts.ops.size() != 1 || acts.ops[0].kind != Kind::kStartRpc) return 0;
     const uint64_t rpc = acts.ops[0].rpc;
     EXPECT_EQ(m->phase(), StreamPhase::kConnecting);
     acts = {};
+    return rpc;
+  }
+
+  // Starts the next RPC at `now` and opens it (open request written, kOpened). Returns the
+  // RPC's id; `acts` holds what the open did (the replay, say).
+  uint64_t OpenAt(int64_t now) {
+    const uint64_t rpc = StartRpcAt(now);
     m->OnWriteDone(rpc, true, T(now), &acts);  // the open request
     m->OnWireEvent(rpc, Opened(), T(now), &acts);
     EXPECT_EQ(m->phase(), StreamPhase::kOpen);
@@ -322,13 +320,7 @@ TEST_F(StreamMachineTest, RecoveryRetriesExhaustedFailEveryPendingFutureWithTheL
   // Two more opens fail before any ack (the backoff doubles: 100, 200 ms).
   int64_t now = 110;
   for (int attempt = 2; attempt <= 3; ++attempt) {
-    acts = {};
-    m->Tick(T(now), &acts);
-    ASSERT_THAT(Ops(acts), ElementsAre("fetch"));
-    acts = {};
-    m->HeadersFetched(arrow::Status::OK(), T(now), &acts);
-    const uint64_t r = acts.ops[0].rpc;
-    acts = {};
+    const uint64_t r = StartRpcAt(now);
     m->OnRpcEnded(r, Ended(kUnavailable, Unavailable("boom " + std::to_string(attempt))),
                   T(now + 1), &acts);
     if (attempt == 2) {
@@ -520,11 +512,7 @@ TEST_F(StreamMachineTest, TheOpenDeadlineCapsTheWaitForCreateStreamResponse) {
   auto s = Settings();
   s.open_deadline = T(700);
   Make(s);
-  m->Tick(T(0), &acts);
-  acts = {};
-  m->HeadersFetched(arrow::Status::OK(), T(0), &acts);
-  const uint64_t rpc = acts.ops[0].rpc;
-  acts = {};
+  const uint64_t rpc = StartRpcAt(0);
   EXPECT_EQ(m->Tick(T(0), &acts), T(700));  // not recovery_timeout's 5000
   m->Tick(T(700), &acts);
   EXPECT_THAT(Ops(acts), ElementsAre("cancel 1: no create_stream_response from localhost:7 "
@@ -556,21 +544,11 @@ TEST_F(StreamMachineTest, ANonRetryableErrorFailsEverythingWithoutRetry) {
 
 TEST_F(StreamMachineTest, ARefusedTokenIsInvalidatedAndRetriedOnceAtOnce) {
   Make();
-  m->Tick(T(0), &acts);
-  acts = {};
-  m->HeadersFetched(arrow::Status::OK(), T(0), &acts);
-  uint64_t rpc = acts.ops[0].rpc;
-  acts = {};
+  uint64_t rpc = StartRpcAt(0);
   const arrow::Status refused = MakeError(ErrorKind::kAuthentication, false, "token refused", 16);
   m->OnRpcEnded(rpc, Ended(kUnauthenticated, refused), T(5), &acts);
   EXPECT_THAT(Ops(acts), ElementsAre("invalidate"));
-  acts = {};
-  m->Tick(T(5), &acts);  // no backoff
-  EXPECT_THAT(Ops(acts), ElementsAre("fetch"));
-  acts = {};
-  m->HeadersFetched(arrow::Status::OK(), T(5), &acts);
-  rpc = acts.ops[0].rpc;
-  acts = {};
+  rpc = StartRpcAt(5);  // no backoff
   m->OnRpcEnded(rpc, Ended(kUnauthenticated, refused), T(6), &acts);  // refused again: final
   EXPECT_THAT(Ops(acts), IsEmpty());
   EXPECT_EQ(m->phase(), StreamPhase::kFailed);
@@ -586,12 +564,7 @@ TEST_F(StreamMachineTest, AHeadersErrorCountsAsAFailedAttempt) {
   EXPECT_EQ(m->phase(), StreamPhase::kBackoff);
   EXPECT_EQ(m->stats().rpc_failures, 1);
   // A plaintext open closed unanswered asks for a TLS probe before the next attempt.
-  acts = {};
-  m->Tick(T(100), &acts);
-  acts = {};
-  m->HeadersFetched(arrow::Status::OK(), T(100), &acts);
-  const uint64_t rpc = acts.ops[0].rpc;
-  acts = {};
+  const uint64_t rpc = StartRpcAt(100);
   m->OnRpcEnded(rpc, RpcEnd{kUnavailable, Unavailable("socket closed"), true}, T(101), &acts);
   acts = {};
   m->Tick(T(1000), &acts);
