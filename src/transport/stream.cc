@@ -1,9 +1,13 @@
-// ZerobusStream: the logical stream over a sequence of EphemeralStream RPCs.
+// ZerobusStream: the logical stream over a sequence of EphemeralStream (or Flight DoPut) RPCs.
+// This file is the gRPC adapter; every decision (offsets, acks, timeouts, recovery, replay, which
+// futures finish how) is made by internal::StreamMachine (stream_machine_internal.h), which the
+// adapter feeds events under `mu` and whose actions it runs after releasing `mu`.
 //
-// Threads: gRPC's callback threads run the reactor (reads, write completions) and only update
-// state under `mu` and start the next write; the stream's worker thread does everything that
-// blocks or waits (opening RPCs with the headers provider, backoff, timeouts, switching RPCs after
-// a close signal) and finishes the callers' futures. gRPC operations are never started while
+// Threads: gRPC's callback threads run the reactor (reads, write completions, the RPC's end) and
+// only feed the machine under `mu` and start the next write; the stream's worker thread does
+// everything that blocks or waits (the headers provider runs on an opener thread it starts;
+// backoff, timeouts and switching RPCs after a close signal are its Ticks of the machine) and
+// finishes the callers' futures. gRPC operations are never started while
 // `mu` is held, because gRPC may run a reaction inline in the calling thread.
 //
 // Why the callback API and not a completion queue: the callback API needs no polling thread of
