@@ -885,30 +885,16 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(
   arrow::Future<IngestAck> future = arrow::Future<IngestAck>::Make();
   {
     std::unique_lock<std::mutex> lk(c.mu);
-    const auto block_deadline = internal::SaturatingAfter(Clock::now(), c.options.block_timeout);
-    const bool by_budget = request_limits.deadline < block_deadline;
-    const auto deadline = by_budget ? request_limits.deadline : block_deadline;
+    const auto since = Clock::now();
     while (true) {
-      ARROW_RETURN_NOT_OK(c.machine->Refusal());
-      if (c.machine->HasRoom(size)) break;
-      const std::string limits = c.machine->InflightText();
-      if (c.options.when_full == FullPolicy::kReject) {
-        return MakeError(ErrorKind::kTransmission, true, "stream is full: " + limits);
-      }
-      if (c.on_worker()) {
-        return MakeError(ErrorKind::kTransmission, true,
-                         "stream is full and Ingest was called from a completion callback, "
-                         "which must not block: " + limits);
-      }
-      if (deadline == Clock::time_point::max()) {
+      const internal::AdmitDecision d =
+          c.machine->DecideAdmit(size, request_limits, since, Clock::now(), !c.on_worker());
+      if (d.kind == internal::AdmitDecision::Kind::kAdmit) break;
+      if (d.kind == internal::AdmitDecision::Kind::kRefuse) return d.error;
+      if (d.until == Clock::time_point::max()) {
         c.state_cv.wait(lk);
-      } else if (c.state_cv.wait_until(lk, deadline) == std::cv_status::timeout &&
-                 Clock::now() >= deadline) {
-        return MakeError(ErrorKind::kTransmission, true,
-                         (by_budget ? std::string("the send's time budget ended waiting for room: ")
-                                    : "timed out after " + Millis(c.options.block_timeout) +
-                                          " waiting for room (block_timeout): ") +
-                             limits);
+      } else {
+        c.state_cv.wait_until(lk, d.until);
       }
     }
     internal::StreamRequest req;

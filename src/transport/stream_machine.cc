@@ -37,6 +37,8 @@ StreamMachineSettings StreamMachineSettings::From(const StreamOptions& options,
   s.stream_paused_max_wait = options.stream_paused_max_wait;
   s.max_inflight_requests = options.max_inflight_requests;
   s.max_inflight_bytes = options.max_inflight_bytes;
+  s.when_full = options.when_full;
+  s.block_timeout = options.block_timeout;
   s.open_deadline = options.open_deadline;
   return s;
 }
@@ -66,6 +68,41 @@ std::string StreamMachine::InflightText() const {
          " bytes in flight (max_inflight_requests=" +
          std::to_string(settings_.max_inflight_requests) +
          ", max_inflight_bytes=" + std::to_string(settings_.max_inflight_bytes) + ")";
+}
+
+AdmitDecision StreamMachine::DecideAdmit(int64_t size, const RequestLimits& limits,
+                                        StreamTime since, StreamTime now, bool may_block) const {
+  AdmitDecision d;
+  auto refuse = [&](arrow::Status error) {
+    d.kind = AdmitDecision::Kind::kRefuse;
+    d.error = std::move(error);
+    return d;
+  };
+  if (arrow::Status refusal = Refusal(); !refusal.ok()) return refuse(std::move(refusal));
+  if (HasRoom(size)) return d;
+  const std::string inflight = InflightText();
+  if (settings_.when_full == FullPolicy::kReject) {
+    return refuse(MakeError(ErrorKind::kTransmission, true, "stream is full: " + inflight));
+  }
+  if (!may_block) {
+    return refuse(MakeError(ErrorKind::kTransmission, true,
+                            "stream is full and Ingest was called from a completion callback, "
+                            "which must not block: " + inflight));
+  }
+  const StreamTime block_deadline = SaturatingAfter(since, settings_.block_timeout);
+  const bool by_budget = limits.deadline < block_deadline;
+  const StreamTime deadline = by_budget ? limits.deadline : block_deadline;
+  if (deadline != StreamTime::max() && now >= deadline) {
+    return refuse(MakeError(
+        ErrorKind::kTransmission, true,
+        (by_budget ? std::string("the send's time budget ended waiting for room: ")
+                   : "timed out after " + Millis(settings_.block_timeout) +
+                         " waiting for room (block_timeout): ") +
+            inflight));
+  }
+  d.kind = AdmitDecision::Kind::kWait;
+  d.until = deadline;
+  return d;
 }
 
 int64_t StreamMachine::Admit(StreamRequest request, StreamTime now, StreamActions* out) {

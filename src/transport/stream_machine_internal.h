@@ -82,6 +82,8 @@ struct StreamMachineSettings {
   std::optional<std::chrono::milliseconds> stream_paused_max_wait;
   int64_t max_inflight_requests = 1;
   int64_t max_inflight_bytes = 1;
+  FullPolicy when_full = FullPolicy::kBlock;
+  std::chrono::milliseconds block_timeout{0};
   StreamTime open_deadline = StreamTime::max();
   // The random draw of each backoff delay, in [0, 1] (unset: random). Tests fix it.
   std::function<double()> jitter;
@@ -120,6 +122,18 @@ struct StreamActions {
   bool empty() const { return ops.empty() && completed.empty() && failed.empty(); }
 };
 
+// What a caller admitting a request does now.
+struct AdmitDecision {
+  enum class Kind : int8_t {
+    kAdmit,   // call Admit
+    kWait,    // wait for room (an event), at most until `until` (max: no bound), then ask again
+    kRefuse,  // return `error`
+  };
+  Kind kind = Kind::kAdmit;
+  StreamTime until = StreamTime::max();
+  arrow::Status error;
+};
+
 // How an RPC ended, as the adapter read its gRPC status.
 struct RpcEnd {
   int code = 0;          // the gRPC status code
@@ -132,6 +146,11 @@ class StreamMachine {
   StreamMachine(StreamMachineSettings settings, StreamTime now);
 
   // ---- admission ----
+  // Whether a request of `size` bytes with `limits`, whose caller began at `since`, is admitted
+  // at `now`, waits for room (by when_full, block_timeout and the request's deadline) or is
+  // refused. `may_block` false: the caller must not wait (a completion callback).
+  AdmitDecision DecideAdmit(int64_t size, const RequestLimits& limits, StreamTime since,
+                            StreamTime now, bool may_block) const;
   // Why no request can be admitted any more (failed, closed or closing); OK otherwise.
   arrow::Status Refusal() const;
   // Whether a request of `size` bytes fits the in-flight limits now.

@@ -39,6 +39,7 @@ StreamMachineSettings Settings() {
   s.server_lack_of_ack_timeout = milliseconds(1000);
   s.max_inflight_requests = 10;
   s.max_inflight_bytes = 1000;
+  s.block_timeout = milliseconds(2000);
   s.jitter = [] { return 1.0; };  // the full delay: 100, 200, 400 ms ...
   return s;
 }
@@ -207,6 +208,63 @@ TEST_F(StreamMachineTest, InflightLimitsHoldBackAdmissionUntilAnAckFreesRoom) {
   EXPECT_FALSE(m->HasRoom(61));
   EXPECT_EQ(m->stats().inflight_requests, 1);
   EXPECT_EQ(m->stats().inflight_bytes, 40);
+}
+
+TEST_F(StreamMachineTest, AFullStreamWaitsForRoomUntilBlockTimeoutOrTheBudget) {
+  using AK = AdmitDecision::Kind;
+  auto s = Settings();
+  s.max_inflight_requests = 1;
+  Make(s);
+  const uint64_t rpc = OpenAt(0);
+  m->Admit(Req("r0", 10), T(0), &acts);
+  // A caller that began at 100 waits until 2100 (block_timeout), asking again on each event.
+  AdmitDecision d = m->DecideAdmit(10, {}, T(100), T(100), true);
+  EXPECT_EQ(d.kind, AK::kWait);
+  EXPECT_EQ(d.until, T(2100));
+  d = m->DecideAdmit(10, {}, T(100), T(2100), true);
+  EXPECT_EQ(d.kind, AK::kRefuse);
+  EXPECT_EQ(d.error.message(),
+            "timed out after 2000 ms waiting for room (block_timeout): 1 requests / 10 bytes in "
+            "flight (max_inflight_requests=1, max_inflight_bytes=1000)");
+  EXPECT_TRUE(IsRetryable(d.error));
+  // A shorter budget bounds the wait and is named.
+  RequestLimits limits;
+  limits.deadline = T(600);
+  d = m->DecideAdmit(10, limits, T(100), T(100), true);
+  EXPECT_EQ(d.kind, AK::kWait);
+  EXPECT_EQ(d.until, T(600));
+  d = m->DecideAdmit(10, limits, T(100), T(600), true);
+  EXPECT_EQ(d.kind, AK::kRefuse);
+  EXPECT_THAT(d.error.message(), HasSubstr("the send's time budget ended waiting for room: 1 "
+                                           "requests / 10 bytes in flight"));
+  // A completion callback must not block.
+  d = m->DecideAdmit(10, {}, T(100), T(100), false);
+  EXPECT_EQ(d.kind, AK::kRefuse);
+  EXPECT_THAT(d.error.message(), HasSubstr("called from a completion callback"));
+  // The ack frees the room.
+  DrainWrites(rpc, 0);
+  m->OnWireEvent(rpc, AckOffset(0), T(200), &acts);
+  EXPECT_EQ(m->DecideAdmit(10, {}, T(100), T(200), true).kind, AK::kAdmit);
+}
+
+TEST_F(StreamMachineTest, AFullStreamWithWhenFullRejectRefusesAtOnceAndAClosedOneAlways) {
+  using AK = AdmitDecision::Kind;
+  auto s = Settings();
+  s.max_inflight_requests = 1;
+  s.when_full = FullPolicy::kReject;
+  Make(s);
+  OpenAt(0);
+  EXPECT_EQ(m->DecideAdmit(10, {}, T(0), T(0), true).kind, AK::kAdmit);
+  m->Admit(Req("r0", 10), T(0), &acts);
+  AdmitDecision d = m->DecideAdmit(10, {}, T(0), T(0), true);
+  EXPECT_EQ(d.kind, AK::kRefuse);
+  EXPECT_EQ(d.error.message(), "stream is full: 1 requests / 10 bytes in flight "
+                               "(max_inflight_requests=1, max_inflight_bytes=1000)");
+  m->BeginClose();
+  d = m->DecideAdmit(1, {}, T(0), T(0), true);
+  EXPECT_EQ(d.kind, AK::kRefuse);
+  EXPECT_EQ(d.error.message(), "stream to main.default.t is closed");
+  EXPECT_FALSE(IsRetryable(d.error));
 }
 
 TEST_F(StreamMachineTest, AcksByOffsetCompleteFuturesInOrder) {
