@@ -826,9 +826,9 @@ arrow::Result<std::unique_ptr<ZerobusStream>> ZerobusStream::Open(StreamOptions 
     core->protocol = internal::MakeEphemeralProtocol(options);
   }
   core->options = std::move(options);
-  core->machine = std::make_unique<internal::StreamMachine>(
-      internal::StreamMachineSettings::From(core->options, core->channel_settings.endpoint.target()),
-      Clock::now());
+  auto settings =
+      internal::StreamMachineSettings::From(core->options, core->channel_settings.endpoint.target());
+  core->machine = std::make_unique<internal::StreamMachine>(std::move(settings), Clock::now());
   {
     std::lock_guard<std::mutex> lk(core->mu);
     core->worker = std::thread([core, ended = core->worker_ended] {

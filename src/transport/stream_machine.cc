@@ -520,7 +520,8 @@ std::optional<StreamTime> StreamMachine::TickOnce(StreamTime now, StreamActions*
       return attempt_deadline_;
     case StreamPhase::kOpen: {
       if (rpc_->cancel_reason || wire_inflight() == 0) return std::nullopt;
-      const StreamTime deadline = SaturatingAfter(last_progress_, settings_.server_lack_of_ack_timeout);
+      const StreamTime deadline =
+          SaturatingAfter(last_progress_, settings_.server_lack_of_ack_timeout);
       const StreamTime budget = OperationDeadline();
       if (now >= budget) {
         Cancel(MakeError(ErrorKind::kTransmission, true,

@@ -10,15 +10,18 @@
 // adapter in stream.cc (the reactor, the worker thread, the headers fetch, the channel) feeds it
 // events under its mutex and executes the actions it returns.
 //
-// Events: Admit (a caller's request), Tick (the time is `now`: timers), HeadersFetched (an
-// attempt's headers and channel are ready, or why not), OnWireEvent (a parsed server message),
-// OnWriteDone / OnReadEnded / OnFrameFailed (the reactor's completions), OnRpcEnded (the RPC's
-// final status, as an RpcEnd), Close (after a successful flush), Fail (Abort, a failed flush).
-// Actions (StreamActions, executed in order after the adapter's lock is released): fetch headers,
-// start an RPC, write a request at a wire offset, half-close, cancel with a reason, invalidate the
-// token, log a warning; plus the requests whose futures complete (acked) or fail (with `failure`).
-// Tick returns when the machine next needs a Tick (every wait has a bound while anything is
-// unacknowledged).
+// Events: DecideAdmit then Admit (a caller's request: admit, wait for room, or refuse), Tick
+// (the time is `now`: timers), HeadersFetched (an attempt's headers and channel are ready, or why
+// not), OnWireEvent (a parsed server message), OnWriteDone / OnReadEnded / OnFrameFailed (the
+// reactor's completions), OnRpcEnded (the RPC's final status, as an RpcEnd), Close (after a
+// successful flush), Fail (Abort, a failed flush).
+// Actions (StreamActions, run in order after the adapter's lock is released; the token's
+// invalidation at once, before a next fetch can start): fetch headers, start an RPC, write a
+// request at a wire offset, half-close, cancel with a reason, invalidate the token, log a
+// warning; plus the requests whose futures complete (acked) or fail (with `failure`).
+// Tick returns when the machine next needs a Tick: every wait with requests on the wire has a
+// bound (ack timeout, budget, announced close, open and drain timeouts); it returns nullopt only
+// when nothing is in flight or an event is already due (a fetch's result, a cancelled RPC's end).
 #pragma once
 
 #include <chrono>

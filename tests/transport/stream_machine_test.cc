@@ -81,8 +81,9 @@ std::string Describe(const StreamAction& a) {
     case Kind::kStartRpc:
       return "start " + std::to_string(a.rpc);
     case Kind::kWrite: {
-      std::string what = a.request.piece ? "piece" + std::to_string(a.request.piece->rows->num_rows())
-                                         : std::string(a.request.bytes);
+      std::string what = a.request.piece
+                             ? "piece" + std::to_string(a.request.piece->rows->num_rows())
+                             : std::string(a.request.bytes);
       if (a.request.skip_rows) what += " skip " + std::to_string(a.request.skip_rows);
       return "write " + std::to_string(a.rpc) + "@" + std::to_string(a.offset) + " " + what;
     }
