@@ -1,9 +1,13 @@
-// ZerobusStream: the logical stream over a sequence of EphemeralStream RPCs.
+// ZerobusStream: the logical stream over a sequence of EphemeralStream (or Flight DoPut) RPCs.
+// This file is the gRPC adapter; every decision (offsets, acks, timeouts, recovery, replay, which
+// futures finish how) is made by internal::StreamMachine (stream_machine_internal.h), which the
+// adapter feeds events under `mu` and whose actions it runs after releasing `mu`.
 //
-// Threads: gRPC's callback threads run the reactor (reads, write completions) and only update
-// state under `mu` and start the next write; the stream's worker thread does everything that
-// blocks or waits (opening RPCs with the headers provider, backoff, timeouts, switching RPCs after
-// a close signal) and finishes the callers' futures. gRPC operations are never started while
+// Threads: gRPC's callback threads run the reactor (reads, write completions, the RPC's end) and
+// only feed the machine under `mu` and start the next write; the stream's worker thread does
+// everything that blocks or waits (the headers provider runs on an opener thread it starts;
+// backoff, timeouts and switching RPCs after a close signal are its Ticks of the machine) and
+// finishes the callers' futures. gRPC operations are never started while
 // `mu` is held, because gRPC may run a reaction inline in the calling thread.
 //
 // Why the callback API and not a completion queue: the callback API needs no polling thread of
@@ -17,8 +21,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <condition_variable>
-#include <deque>
 #include <list>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -35,6 +39,7 @@
 #include "transport/endpoint_internal.h"
 #include "transport/flight_wire_internal.h"
 #include "transport/protocol_internal.h"
+#include "transport/stream_machine_internal.h"
 #include "transport/wire_internal.h"
 
 namespace arrow_zerobus {
@@ -42,6 +47,7 @@ namespace arrow_zerobus {
 namespace pb = databricks::zerobus;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+using Phase = internal::StreamPhase;
 
 std::string_view StreamStateName(StreamState state) {
   switch (state) {
@@ -61,10 +67,7 @@ std::string_view StreamStateName(StreamState state) {
 
 namespace {
 
-constexpr int kGrpcDeadlineExceeded = 4;
-constexpr int kGrpcPermissionDenied = 7;
 constexpr int kGrpcUnavailable = 14;
-constexpr int kGrpcUnauthenticated = 16;
 
 bool IsValidHeaderKey(std::string_view key) {
   if (key.empty()) return false;
@@ -116,12 +119,6 @@ std::string_view ProtocolMismatch(std::string_view grpc_message) {
                            std::string("stream: ") + az_trace_buf); \
     }                                                              \
   } while (0)
-
-// now + d without overflow (options may say "practically forever").
-Clock::time_point After(Clock::time_point from, milliseconds d) {
-  const auto room = std::chrono::duration_cast<milliseconds>(Clock::time_point::max() - from);
-  return d >= room ? Clock::time_point::max() : from + d;
-}
 
 }  // namespace
 
@@ -263,53 +260,32 @@ class DetachedWorkers {
   std::list<Entry> workers_;
 };
 
-struct Request {
-  int64_t seq = 0;
-  bool batch = true;
-  int64_t num_records = 0;
-  std::shared_ptr<arrow::Buffer> owner;
-  std::string_view bytes;
-  std::shared_ptr<const internal::FlightPiece> piece;  // kArrow instead of owner/bytes
-  int64_t size = 0;        // bytes counted by flow control
-  int64_t acked_rows = 0;  // kArrow: rows at the front already durable (cumulative acks)
-  int32_t sends = 0;
-  RequestLimits limits;
-  arrow::Future<IngestAck> future;
-};
-
-// gRPC operations decided under the lock and started after it is released.
+// gRPC operations decided under the lock and started after it is released: the machine's
+// actions, resolved to their RPC objects.
 struct RpcOps {
-  std::shared_ptr<internal::Rpc> rpc;
-  bool write = false;
-  // The ingest request to write (offset on this RPC).
-  internal::OutgoingRequest write_request;
-  int64_t write_offset = 0;
-  bool writes_done = false;
-  bool cancel = false;
-  bool remove_hold = false;
-  bool any() const { return write || writes_done || cancel || remove_hold; }
-};
-
-enum class Phase : int8_t {
-  kBackoff,     // no RPC; the next attempt starts at backoff_until
-  kConnecting,  // RPC started, waiting for create_stream_response
-  kOpen,
-  kPaused,      // close signal received
-  kClosing,     // half-closed, draining
-  kClosed,
-  kFailed,
+  struct Op {
+    internal::StreamAction action;
+    std::shared_ptr<internal::Rpc> rpc;
+    Headers headers;                // kStartRpc
+    grpc::ByteBuffer open_request;  // kStartRpc
+  };
+  std::vector<Op> ops;
+  std::vector<std::shared_ptr<internal::Rpc>> release_holds;
+  bool any() const { return !ops.empty() || !release_holds.empty(); }
 };
 
 }  // namespace
 
 namespace internal {
 
-// One EphemeralStream RPC. Lives until OnDone (self-owned); fields marked (mu) are guarded by the
-// core's mutex.
+// One RPC of the stream. Lives until OnDone (self-owned); fields marked (mu) are guarded by the
+// core's mutex. Its flags say only what the reactor needs for its hold; what to write when is
+// the machine's decision.
 class Rpc : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  Rpc(std::shared_ptr<ZerobusStream::Core> core, std::shared_ptr<grpc::Channel> channel)
-      : core_(std::move(core)), channel_(std::move(channel)) {}
+  Rpc(std::shared_ptr<ZerobusStream::Core> core, std::shared_ptr<grpc::Channel> channel,
+      uint64_t id)
+      : id(id), core_(std::move(core)), channel_(std::move(channel)) {}
 
   // Starts the call with `headers`, the create_stream request as its first write.
   void Start(const Headers& headers, grpc::ByteBuffer create_request);
@@ -319,23 +295,19 @@ class Rpc : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
   void OnWritesDoneDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
 
-  void Execute(RpcOps& ops);
+  // Frames and starts the write of `request` at `offset` (the error: it cannot be framed).
+  arrow::Status Write(const OutgoingRequest& request, int64_t offset);
 
+  const uint64_t id;  // the machine's name for this RPC
   grpc::ClientContext ctx;
   std::shared_ptr<Rpc> self;  // released at the end of OnDone
 
   // (mu)
-  bool created = false;
   bool writing = false;  // a write or writes-done is in flight
-  bool writes_wanted_done = false;
   bool writes_closed = false;
   bool write_failed = false;
   bool dead = false;  // the read side ended: the call is over
   bool hold_released = false;
-  bool done = false;
-  grpc::Status status;
-  // Set when this side ended the RPC: the error to report instead of CANCELLED.
-  std::optional<arrow::Status> cancel_reason;
 
  private:
   std::shared_ptr<ZerobusStream::Core> core_;
@@ -346,8 +318,11 @@ class Rpc : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
 
 }  // namespace internal
 
+// The adapter: runs the machine's actions over gRPC and feeds it events. Everything the machine
+// does happens under `mu`; what it asks for runs after `mu` is released.
 struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   using Rpc = internal::Rpc;
+  using Phase = internal::StreamPhase;
 
   StreamOptions options;
   std::unique_ptr<internal::WireProtocol> protocol;
@@ -361,296 +336,126 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   std::condition_variable worker_cv;  // the worker waits here
   std::condition_variable state_cv;   // callers wait here (room, flush, open, close)
 
-  Phase phase = Phase::kBackoff;
-  bool attempt_running = false;  // the opener thread is fetching an attempt's headers
-  std::thread opener;            // runs FetchHeaders
+  std::unique_ptr<internal::StreamMachine> machine;  // (mu)
+
+  std::thread opener;  // runs FetchHeaders
   std::optional<arrow::Result<Headers>> fetched_headers;  // its result, for the worker
   arrow::Result<std::shared_ptr<grpc::Channel>> fetched_channel;
-  bool closing = false;          // Close() began: no more admissions
-  bool stop = false;             // the worker exits
-  arrow::Status final_status;
+  // The validated headers and channel of the attempt the machine is starting.
+  Headers attempt_headers;
+  std::shared_ptr<grpc::Channel> attempt_channel;
+  bool stop = false;  // the worker exits
 
-  std::deque<Request> pending;  // admitted, not acked; seq contiguous from pending.front()
-  int64_t next_seq = 0;
-  int64_t inflight_bytes = 0;
   int64_t finished_through = -1;  // every future with seq <= this has been finished
   int delivering = 0;             // Deliver calls finishing futures right now
-  std::vector<Request> to_complete;
-  std::vector<Request> to_fail;
-  std::vector<UnackedRequest> unacked;
+  std::vector<internal::StreamRequest> to_complete;
+  std::vector<internal::StreamRequest> to_fail;
 
-  std::shared_ptr<Rpc> rpc;  // the current RPC (null in kBackoff)
-  int64_t rpc_base_seq = 0;   // seq at wire offset 0 of the current RPC
-  int64_t next_send_seq = 0;  // next seq to write on the current RPC
-  int64_t rpc_acked = -1;     // highest acked wire offset on the current RPC
-  // Cumulative-row acks (kArrow): rows written on and acked by the current RPC.
-  int64_t rpc_rows_sent = 0;
-  int64_t rpc_rows_acked = 0;
-  Clock::time_point last_progress;
-  Clock::time_point backoff_until;
-  Clock::time_point attempt_deadline;
-  Clock::time_point pause_deadline;
-  Clock::time_point close_deadline;
-  int failed_attempts = 0;   // consecutive
-  // The policies of the current run of consecutive failures (fresh clones when a run starts).
-  std::unique_ptr<internal::RetryPolicy> recovery_policy;
-  std::unique_ptr<internal::ExponentialBackoffPolicy> recovery_backoff;
-  bool attempt_capped_by_budget = false;  // attempt_deadline is the budget's, not recovery_timeout
-  bool probe_tls = false;  // the last open was closed unanswered: check for a TLS server
-  bool auth_retry_used = false;
-  arrow::Status last_error;  // of the latest failed attempt
+  std::map<uint64_t, std::shared_ptr<Rpc>> rpcs;  // started and not done, by the machine's id
   int live_rpcs = 0;
 
-  StreamStats stats;
   std::thread worker;
   std::shared_ptr<std::atomic<bool>> worker_ended = std::make_shared<std::atomic<bool>>(false);
   std::thread::id worker_id;
 
   bool on_worker() const { return std::this_thread::get_id() == worker_id; }
-  bool AllFinished() const { return finished_through >= next_seq - 1 && delivering == 0; }
-  int64_t wire_inflight() const { return (next_send_seq - rpc_base_seq) - (rpc_acked + 1); }
+  bool AllFinished() const {
+    return finished_through >= machine->next_seq() - 1 && delivering == 0;
+  }
 
   // ---- under mu ----------------------------------------------------------------------------
 
-  // Next gRPC operation for `r`: an ingest write, writes-done, or releasing the hold.
-  void Pump(const std::shared_ptr<Rpc>& r, RpcOps* ops) {
-    ops->rpc = r;
-    if (!r->writing && !r->dead && !r->write_failed && !r->writes_closed) {
-      const bool current = (r == rpc);
-      if (current && r->created && phase == Phase::kOpen && next_send_seq < next_seq) {
-        Request& req = pending[next_send_seq - pending.front().seq];
-        if (wire_inflight() == 0) {
-          // The lack-of-ack clock starts now: the worker must learn its deadline.
-          last_progress = Clock::now();
-          worker_cv.notify_all();
+  // Takes what the machine decided: futures to finish go to the worker, gRPC operations to `ops`
+  // (resolved to their RPC objects now, run after the lock is released).
+  void Apply(internal::StreamActions&& acts, RpcOps* ops) {
+    using Kind = internal::StreamAction::Kind;
+    for (auto& req : acts.completed) to_complete.push_back(std::move(req));
+    for (auto& req : acts.failed) to_fail.push_back(std::move(req));
+    for (auto& a : acts.ops) {
+      RpcOps::Op op;
+      switch (a.kind) {
+        case Kind::kFetchHeaders:
+        case Kind::kWarn:
+          break;
+        case Kind::kInvalidateHeaders:
+          // Before the next fetch can start: now, under the lock.
+          options.headers_provider->Invalidate();
+          continue;
+        case Kind::kStartRpc: {
+          auto r = std::make_shared<Rpc>(shared_from_this(), std::move(attempt_channel), a.rpc);
+          attempt_channel.reset();
+          r->self = r;
+          r->writing = true;  // the create_stream request
+          rpcs[a.rpc] = r;
+          ++live_rpcs;
+          for (auto& kv : attempt_headers) {
+            if (kv.first == "x-databricks-zerobus-table-name" || kv.first == "user-agent") continue;
+            op.headers.push_back(std::move(kv));
+          }
+          attempt_headers.clear();
+          op.headers.emplace_back("x-databricks-zerobus-table-name", options.table_name);
+          op.open_request = protocol->OpenRequest();
+          op.rpc = std::move(r);
+          break;
         }
-        ops->write = true;
-        ops->write_request = internal::OutgoingRequest{req.batch, req.owner, req.bytes, req.piece,
-                                                       req.acked_rows};
-        ops->write_offset = next_send_seq - rpc_base_seq;
-        if (req.sends > 0) {
-          ++stats.requests_replayed;
-          stats.records_replayed += req.num_records - req.acked_rows;
+        case Kind::kWrite:
+        case Kind::kHalfClose:
+        case Kind::kCancel: {
+          auto it = rpcs.find(a.rpc);
+          if (it == rpcs.end()) continue;  // already done
+          op.rpc = it->second;
+          if (a.kind == Kind::kWrite) op.rpc->writing = true;
+          if (a.kind == Kind::kHalfClose) op.rpc->writing = op.rpc->writes_closed = true;
+          if (a.kind == Kind::kCancel) AZ_TRACE("cancel rpc: %s", a.reason.ToString().c_str());
+          break;
         }
-        rpc_rows_sent += req.num_records - req.acked_rows;
-        ++req.sends;
-        ++stats.requests_sent;
-        stats.bytes_sent += req.size;
-        ++next_send_seq;
-        r->writing = true;
-        return;
       }
-      if (r->writes_wanted_done) {
-        r->writing = true;
-        r->writes_closed = true;
-        ops->writes_done = true;
-        return;
-      }
+      op.action = std::move(a);
+      ops->ops.push_back(std::move(op));
     }
-    MaybeReleaseHold(r, ops);
+    worker_cv.notify_all();
+    state_cv.notify_all();
   }
 
   void MaybeReleaseHold(const std::shared_ptr<Rpc>& r, RpcOps* ops) {
     if (!r->hold_released && !r->writing && (r->dead || r->write_failed || r->writes_closed)) {
       AZ_TRACE("release hold");
       r->hold_released = true;
-      ops->rpc = r;
-      ops->remove_hold = true;
+      ops->release_holds.push_back(r);
     }
   }
 
-  // Ends `r` from this side; `reason` is what its end reports.
-  void CancelRpc(const std::shared_ptr<Rpc>& r, arrow::Status reason, RpcOps* ops) {
-    if (!r || r->done) return;
-    AZ_TRACE("cancel rpc: %s", reason.ToString().c_str());
-    if (!r->cancel_reason) r->cancel_reason = std::move(reason);
-    ops->rpc = r;
-    ops->cancel = true;
-  }
-
-  // Final failure: every pending request fails with `status` and can be taken back.
-  void Fail(arrow::Status status, RpcOps* ops) {
-    if (phase == Phase::kFailed || phase == Phase::kClosed) return;
-    phase = Phase::kFailed;
-    final_status = std::move(status);
-    for (auto& req : pending) {
-      UnackedRequest u;
-      u.seq = req.seq;
-      u.batch = req.batch;
-      u.num_records = req.num_records - req.acked_rows;
-      u.owner = req.owner;
-      u.bytes = req.bytes;
-      u.sends = req.sends;
-      if (req.piece) {
-        u.rows = req.piece->rows->Slice(req.acked_rows);
-        u.acked_rows = req.acked_rows;
-      }
-      unacked.push_back(std::move(u));
-      ++stats.requests_failed;
-      to_fail.push_back(std::move(req));
+  // How `status` ends an RPC the machine did not cancel (created: it signalled kOpened).
+  internal::RpcEnd EndOf(const grpc::Status& status, bool created) const {
+    internal::RpcEnd end;
+    end.code = static_cast<int>(status.error_code());
+    if (auto known = protocol->EndStatus(status)) {
+      end.error = *known;
+      return end;
     }
-    pending.clear();
-    inflight_bytes = 0;
-    if (rpc) {
-      CancelRpc(rpc, final_status, ops);
-      rpc.reset();
-    }
-    worker_cv.notify_all();
-    state_cv.notify_all();
-  }
-
-  arrow::Status ProtocolError(std::string what) { return internal::ProtocolError(std::move(what)); }
-
-  void OnEvent(const std::shared_ptr<Rpc>& r, const internal::WireEvent& ev, RpcOps* ops) {
-    using Kind = internal::WireEvent::Kind;
-    if (r != rpc) return;  // a detached RPC: its acks are covered by the replay
-    switch (ev.kind) {
-      case Kind::kError:
-        CancelRpc(r, ev.error, ops);
-        return;
-      case Kind::kOpened: {
-        if (r->created) return;
-        r->created = true;
-        stats.stream_id = ev.stream_id;
-        ++stats.rpcs_opened;
-        if (phase != Phase::kConnecting) return;
-        phase = Phase::kOpen;
-        rpc_base_seq = pending.empty() ? next_seq : pending.front().seq;
-        next_send_seq = rpc_base_seq;
-        rpc_acked = -1;
-        rpc_rows_sent = 0;
-        rpc_rows_acked = 0;
-        last_progress = Clock::now();
-        if (pending.empty()) {
-          // Nothing to prove by an ack: the open itself is progress.
-          failed_attempts = 0;
-          auth_retry_used = false;
-        }
-        state_cv.notify_all();
-        worker_cv.notify_all();
-        Pump(r, ops);
-        return;
-      }
-      case Kind::kAckOffset: {
-        if (!r->created) {
-          CancelRpc(r, ProtocolError("ack before create_stream_response"), ops);
-          return;
-        }
-        const int64_t w = ev.value;
-        const int64_t sent = next_send_seq - rpc_base_seq;
-        if (w < rpc_acked) {
-          CancelRpc(r,
-                    ProtocolError("ack went backwards from offset " + std::to_string(rpc_acked) +
-                                  " to " + std::to_string(w)),
-                    ops);
-          return;
-        }
-        if (w >= sent) {
-          CancelRpc(r,
-                    ProtocolError("ack for offset " + std::to_string(w) + " but only " +
-                                  std::to_string(sent) + " requests were sent"),
-                    ops);
-          return;
-        }
-        if (w == rpc_acked) return;
-        AZ_TRACE("ack %lld (base %lld)", static_cast<long long>(w),
-                 static_cast<long long>(rpc_base_seq));
-        const int64_t durable = rpc_base_seq + w;
-        while (!pending.empty() && pending.front().seq <= durable) CompleteFront();
-        OnAckProgress();
-        return;
-      }
-      case Kind::kAckRecords: {
-        // Cumulative rows of this RPC: a request is durable once the count covers its last row.
-        // Lower or equal counts (0 included) say nothing new; more than was sent is a lie that
-        // would corrupt what recovery replays, so it ends the stream.
-        const int64_t n = ev.value;
-        if (n > rpc_rows_sent) {
-          CancelRpc(r,
-                    ProtocolError("ack claims " + std::to_string(n) + " records, but only " +
-                                  std::to_string(rpc_rows_sent) +
-                                  " records were sent on this stream"),
-                    ops);
-          return;
-        }
-        if (n <= rpc_rows_acked) return;
-        AZ_TRACE("ack %lld records (base %lld)", static_cast<long long>(n),
-                 static_cast<long long>(rpc_base_seq));
-        int64_t fresh = n - rpc_rows_acked;
-        rpc_rows_acked = n;
-        while (fresh > 0 && !pending.empty() && pending.front().seq < next_send_seq) {
-          Request& req = pending.front();
-          const int64_t left = req.num_records - req.acked_rows;
-          if (fresh < left) {
-            req.acked_rows += fresh;  // partly durable: a replay sends only the rest
-            break;
-          }
-          fresh -= left;
-          CompleteFront();
-        }
-        OnAckProgress();
-        return;
-      }
-      case Kind::kCloseSignal: {
-        ++stats.close_signals;
-        if (phase != Phase::kOpen || !options.recovery) return;
-        milliseconds wait = std::max(ev.close_after, milliseconds(0));
-        if (options.stream_paused_max_wait) wait = std::min(wait, *options.stream_paused_max_wait);
-        phase = Phase::kPaused;
-        pause_deadline = After(Clock::now(), wait);
-        worker_cv.notify_all();
-        state_cv.notify_all();
-        return;
-      }
-    }
-  }
-
-  // The oldest pending request is durable.
-  void CompleteFront() {
-    Request& req = pending.front();
-    rpc_acked = req.seq - rpc_base_seq;
-    inflight_bytes -= req.size;
-    ++stats.requests_acked;
-    stats.records_acked += req.num_records;
-    stats.bytes_acked += req.size;
-    to_complete.push_back(std::move(req));
-    pending.pop_front();
-  }
-
-  void OnAckProgress() {
-    last_progress = Clock::now();
-    failed_attempts = 0;
-    auth_retry_used = false;
-    worker_cv.notify_all();
-    state_cv.notify_all();
-  }
-
-  // The error an ended RPC reports.
-  arrow::Status RpcEndStatus(const Rpc& r) {
-    if (r.cancel_reason) return *r.cancel_reason;
-    if (auto known = protocol->EndStatus(r.status)) return *known;
-    const int code = static_cast<int>(r.status.error_code());
-    const std::string& message = r.status.error_message();
+    const int code = end.code;
+    const std::string& message = status.error_message();
     if (code == 0) {
-      return MakeError(ErrorKind::kTransmission, true,
-                       "stream to " + options.table_name +
-                           " ended by the server (OK) with requests unacked");
+      end.error = MakeError(ErrorKind::kTransmission, true,
+                            "stream to " + options.table_name +
+                                " ended by the server (OK) with requests unacked");
+      return end;
     }
-    if (!r.created && code == kGrpcUnavailable) {
+    if (!created && code == kGrpcUnavailable) {
       // Could not connect (refused, DNS, TLS, another protocol): say so.
       const std::string_view mismatch = ProtocolMismatch(message);
       if (!mismatch.empty()) {
-        return MakeError(ErrorKind::kConnection, false,
-                         "cannot open stream to " + channel_settings.endpoint.target() + ": " +
-                             message + " (" + std::string(mismatch) + ")",
-                         code);
+        end.error = MakeError(ErrorKind::kConnection, false,
+                              "cannot open stream to " + channel_settings.endpoint.target() +
+                                  ": " + message + " (" + std::string(mismatch) + ")",
+                              code);
+        return end;
       }
       // A TLS server closes a plaintext connection without a word: the next attempt checks
       // whether the endpoint speaks TLS.
-      if (!channel_settings.endpoint.tls && (ContainsNoCase(message, "socket closed") ||
-                                             ContainsNoCase(message, "connection reset"))) {
-        probe_tls = true;
-      }
+      end.probe_tls = !channel_settings.endpoint.tls &&
+                      (ContainsNoCase(message, "socket closed") ||
+                       ContainsNoCase(message, "connection reset"));
       const bool tls = ContainsNoCase(message, "handshake") || ContainsNoCase(message, "ssl") ||
                        ContainsNoCase(message, "certificate");
       std::string text = "cannot open stream to " + channel_settings.endpoint.target() + ": " +
@@ -659,128 +464,60 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         text += " (TLS verification failed: check ca_file and the endpoint's certificate)";
       }
       // A certificate that does not verify will not verify next time either.
-      return MakeError(ErrorKind::kConnection, !tls, std::move(text), code,
-                       ParseServerErrorCode(message));
+      end.error = MakeError(ErrorKind::kConnection, !tls, std::move(text), code,
+                            ParseServerErrorCode(message));
+      return end;
     }
-    return FromGrpcStatus(code, message, "stream to " + options.table_name);
+    end.error = FromGrpcStatus(code, message, "stream to " + options.table_name);
+    return end;
   }
 
-  void OnRpcEnded(RpcOps* ops) {
-    std::shared_ptr<Rpc> r = std::move(rpc);
-    rpc.reset();
-    AZ_TRACE("rpc ended: phase=%d code=%d msg=%s cancel_reason=%s", static_cast<int>(phase),
-             static_cast<int>(r->status.error_code()), r->status.error_message().c_str(),
-             r->cancel_reason ? r->cancel_reason->ToString().c_str() : "-");
-    if (phase == Phase::kClosing) {
-      // Everything was acked before the half-close; how the drain ends does not matter.
-      phase = Phase::kClosed;
-      state_cv.notify_all();
-      return;
-    }
-    const bool planned = (phase == Phase::kPaused && r->status.ok() && !r->cancel_reason);
-    arrow::Status st = RpcEndStatus(*r);
-    const int code = static_cast<int>(r->status.error_code());
-    if (!planned) ++stats.rpc_failures;
-    if (planned) {
-      // The server ended the stream it announced: reopen at once and replay.
-      phase = Phase::kBackoff;
-      backoff_until = Clock::now();
-      return;
-    }
-    last_error = st;
-    // A refused token: drop it, fetch a fresh one and reopen once (protocol doc section 3).
-    if (!r->cancel_reason && (code == kGrpcUnauthenticated || code == kGrpcPermissionDenied) &&
-        !auth_retry_used) {
-      auth_retry_used = true;
-      options.headers_provider->Invalidate();
-      phase = Phase::kBackoff;
-      backoff_until = Clock::now();
-      return;
-    }
-    ScheduleRetryOrFail(std::move(st), ops);
-  }
+  // ---- outside mu ----------------------------------------------------------------------------
 
-  void ScheduleRetryOrFail(arrow::Status st, RpcOps* ops) {
-    if (!IsRetryable(st) || !options.recovery) {
-      Fail(std::move(st), ops);
-      return;
-    }
-    ++failed_attempts;
-    if (failed_attempts == 1 || !recovery_policy) {
-      recovery_policy = std::make_unique<internal::LimitedErrorCountRetryPolicy>(
-          options.recovery_retries);
-      recovery_backoff = std::make_unique<internal::ExponentialBackoffPolicy>(
-          options.recovery_backoff, options.recovery_backoff_max, 2.0, 0.5);
-    }
-    const auto* detail = GetZerobusDetail(st);
-    auto give_up = [&](const std::string& why) {
-      Fail(MakeError(GetErrorKind(st), true,
-                     "stream recovery gave up after " + std::to_string(failed_attempts) +
-                         " failed attempts" + why + "; last error: " + st.message(),
-                     detail ? detail->grpc_code() : std::nullopt,
-                     detail ? detail->server_code() : std::nullopt),
-           ops);
-    };
-    if (!recovery_policy->OnFailure(st)) return give_up("");
-    const milliseconds delay = recovery_backoff->OnCompletion();
-    const internal::Deadline budget(OperationDeadline());
-    if (!budget.Allows(delay)) {
-      return give_up(" (the send's time budget ends before the next attempt could start, " +
-                     Millis(delay) + " from now)");
-    }
-    // A failed attempt is shown by default (warning): a person waiting sees what happens.
-    if (LogEnabled(LogSeverity::kWarning)) {
-      Log(LogSeverity::kWarning, "stream to " + options.table_name + ": attempt " +
-                                  std::to_string(failed_attempts) + " failed (" + st.message() +
-                                  "); next attempt " + std::to_string(failed_attempts + 1) +
-                                  " of " + std::to_string(options.recovery_retries + 1) + " in " +
-                                  Millis(delay));
-    }
-    phase = Phase::kBackoff;
-    backoff_until = Clock::now() + delay;
-    state_cv.notify_all();
-  }
-
-  // The budget recovery draws from: Open's while no RPC has opened yet, then the oldest
-  // unacknowledged request's (acks are cumulative: nothing behind it is acked before it).
-  Clock::time_point OperationDeadline() const {
-    Clock::time_point d = stats.rpcs_opened == 0 ? options.open_deadline : Clock::time_point::max();
-    if (!pending.empty()) d = std::min(d, pending.front().limits.deadline);
-    return d;
-  }
-
-  // A request that already went on the wire as often as its sender allows: the stream fails
-  // rather than send it again (retryable, so that the rest can go elsewhere).
-  std::optional<arrow::Status> SendsSpent() const {
-    for (const auto& req : pending) {
-      if (req.limits.max_sends > 0 && req.sends >= req.limits.max_sends) {
-        return MakeError(ErrorKind::kTransmission, true,
-                         "a request of " + std::to_string(req.num_records) +
-                             " row(s) went on the wire " + std::to_string(req.sends) +
-                             " time(s), the most allowed (max_sends_per_row), and was not "
-                             "acknowledged" +
-                             (last_error.ok() ? "" : "; last error: " + last_error.message()));
+  void Execute(RpcOps& ops) {
+    using Kind = internal::StreamAction::Kind;
+    for (auto& op : ops.ops) {
+      const internal::StreamAction& a = op.action;
+      switch (a.kind) {
+        case Kind::kFetchHeaders:
+          StartFetch(a.budget, a.probe_tls);
+          break;
+        case Kind::kStartRpc:
+          op.rpc->Start(op.headers, std::move(op.open_request));
+          break;
+        case Kind::kWrite: {
+          arrow::Status framed = op.rpc->Write(a.request, a.offset);
+          if (!framed.ok()) {
+            // Cannot happen short of memory: the request was encoded once already at admission.
+            RpcOps more;
+            {
+              std::lock_guard<std::mutex> lk(mu);
+              op.rpc->writing = false;
+              internal::StreamActions acts;
+              machine->OnFrameFailed(op.rpc->id, framed, &acts);
+              Apply(std::move(acts), &more);
+              MaybeReleaseHold(op.rpc, &more);
+            }
+            Execute(more);
+          }
+          break;
+        }
+        case Kind::kHalfClose:
+          op.rpc->StartWritesDone();
+          break;
+        case Kind::kCancel:
+          op.rpc->ctx.TryCancel();
+          break;
+        case Kind::kWarn:
+          // A failed attempt is shown by default (warning): a person waiting sees what happens.
+          if (LogEnabled(LogSeverity::kWarning)) Log(LogSeverity::kWarning, a.text);
+          break;
+        case Kind::kInvalidateHeaders:
+          break;
       }
     }
-    return std::nullopt;
-  }
-
-  StreamState PublicState() const {
-    switch (phase) {
-      case Phase::kBackoff:
-      case Phase::kConnecting:
-        return StreamState::kRecovering;
-      case Phase::kOpen:
-      case Phase::kClosing:
-        return StreamState::kOpen;
-      case Phase::kPaused:
-        return StreamState::kPaused;
-      case Phase::kClosed:
-        return StreamState::kClosed;
-      case Phase::kFailed:
-        return StreamState::kFailed;
-    }
-    return StreamState::kFailed;
+    for (auto& r : ops.release_holds) r->RemoveHold();
+    ops = RpcOps();
   }
 
   // ---- worker --------------------------------------------------------------------------------
@@ -790,11 +527,11 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   // that runs on the opener thread).
   void Deliver(std::unique_lock<std::mutex>& lk) {
     if (to_complete.empty() && to_fail.empty()) return;
-    std::vector<Request> done = std::move(to_complete);
-    std::vector<Request> failed = std::move(to_fail);
+    std::vector<internal::StreamRequest> done = std::move(to_complete);
+    std::vector<internal::StreamRequest> failed = std::move(to_fail);
     to_complete.clear();
     to_fail.clear();
-    const arrow::Status status = final_status;
+    const arrow::Status status = machine->final_status();
     ++delivering;
     lk.unlock();
     int64_t last = -1;
@@ -819,28 +556,20 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
     state_cv.notify_all();
   }
 
-  void StartAttempt(std::unique_lock<std::mutex>& lk) {
-    AZ_TRACE("start attempt (failed_attempts=%d)", failed_attempts);
-    if (auto spent = SendsSpent()) {
-      RpcOps ops;
-      Fail(std::move(*spent), &ops);
-      lk.unlock();
-      Execute(ops);
-      lk.lock();
-      return;
+  // The headers provider may block (a token endpoint): it runs on the opener thread, so that
+  // the worker stays free to finish futures (Abort, Close) meanwhile. The previous opener has
+  // finished already (its result was taken).
+  void StartFetch(Clock::time_point budget, bool probe) {
+    AZ_TRACE("start attempt");
+    std::thread previous;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      previous = std::move(opener);
     }
-    attempt_running = true;
-    const Clock::time_point budget = OperationDeadline();
-    const bool probe = std::exchange(probe_tls, false);
-    // The headers provider may block (a token endpoint): it runs on the opener thread, so that
-    // this worker stays free to finish futures (Abort, Close) meanwhile. The previous opener
-    // has finished already (its result was taken).
-    std::thread previous = std::move(opener);
-    lk.unlock();
     if (previous.joinable()) previous.join();
     auto self = shared_from_this();
     std::thread next([self, budget, probe] { self->FetchHeaders(budget, probe); });
-    lk.lock();
+    std::lock_guard<std::mutex> lk(mu);
     opener = std::move(next);
   }
 
@@ -853,7 +582,6 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
           ErrorKind::kConnection, false,
           "cannot open stream to " + channel_settings.endpoint.target() +
               ": the server speaks TLS but the endpoint is plaintext http://: use https://"));
-      attempt_running = false;
       worker_cv.notify_all();
       return;
     }
@@ -863,18 +591,14 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
     std::lock_guard<std::mutex> lk(mu);
     fetched_headers = std::move(headers);
     fetched_channel = std::move(channel);
-    attempt_running = false;
     worker_cv.notify_all();
   }
 
-  // On the worker, once FetchHeaders is done: starts the RPC (or schedules the next attempt).
-  void ContinueAttempt(std::unique_lock<std::mutex>& lk) {
+  // On the worker, once FetchHeaders is done: checks the headers and tells the machine.
+  void ContinueAttempt(RpcOps* ops) {
     arrow::Result<Headers> headers = std::move(*fetched_headers);
     arrow::Result<std::shared_ptr<grpc::Channel>> channel = std::move(fetched_channel);
     fetched_headers.reset();
-    if (phase != Phase::kBackoff) return;  // failed or aborted meanwhile
-    const Clock::time_point budget = OperationDeadline();
-    RpcOps ops;
     arrow::Status st = headers.ok() ? channel.status() : headers.status();
     if (st.ok()) {
       for (const auto& [key, value] : *headers) {
@@ -891,34 +615,15 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         }
       }
     }
-    if (!st.ok()) {
-      ++stats.rpc_failures;
-      last_error = st;
-      ScheduleRetryOrFail(st, &ops);
-      lk.unlock();
-      Execute(ops);
-      lk.lock();
-      return;
+    if (st.ok()) {
+      attempt_headers = std::move(*headers);
+      attempt_channel = std::move(*channel);
     }
-    auto r = std::make_shared<Rpc>(shared_from_this(), *channel);
-    r->self = r;
-    r->writing = true;  // the create_stream request
-    rpc = r;
-    ++live_rpcs;
-    phase = Phase::kConnecting;
-    attempt_deadline = After(Clock::now(), options.recovery_timeout);
-    attempt_capped_by_budget = budget < attempt_deadline;
-    if (attempt_capped_by_budget) attempt_deadline = budget;
-    Headers h;
-    for (auto& kv : *headers) {
-      if (kv.first == "x-databricks-zerobus-table-name" || kv.first == "user-agent") continue;
-      h.push_back(std::move(kv));
-    }
-    h.emplace_back("x-databricks-zerobus-table-name", options.table_name);
-    grpc::ByteBuffer create = protocol->OpenRequest();
-    lk.unlock();
-    r->Start(h, std::move(create));
-    lk.lock();
+    internal::StreamActions acts;
+    machine->HeadersFetched(st, Clock::now(), &acts);
+    Apply(std::move(acts), ops);
+    attempt_headers.clear();
+    attempt_channel.reset();
   }
 
   void Run() {
@@ -929,128 +634,14 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         continue;
       }
       if (stop) break;
-      const auto now = Clock::now();
-      const Phase before = phase;
-      std::optional<Clock::time_point> wake;
       RpcOps ops;
-      switch (phase) {
-        case Phase::kBackoff:
-          if (fetched_headers) {
-            ContinueAttempt(lk);
-            continue;
-          }
-          if (attempt_running) break;  // FetchHeaders wakes the worker when it is done
-          if (now >= backoff_until) {
-            StartAttempt(lk);
-            continue;
-          }
-          wake = backoff_until;
-          break;
-        case Phase::kConnecting:
-          if (rpc->done) {
-            OnRpcEnded(&ops);
-            break;
-          }
-          if (!rpc->cancel_reason) {
-            if (now >= attempt_deadline) {
-              CancelRpc(rpc,
-                        MakeError(ErrorKind::kConnection, true,
-                                  "no create_stream_response from " +
-                                      channel_settings.endpoint.target() +
-                                      (attempt_capped_by_budget
-                                           ? std::string(" before the send's time budget ended")
-                                           : " within " + Millis(options.recovery_timeout) +
-                                                 " (recovery_timeout)"),
-                                  kGrpcDeadlineExceeded),
-                        &ops);
-            } else {
-              wake = attempt_deadline;
-            }
-          }
-          break;
-        case Phase::kOpen:
-          if (rpc->done) {
-            OnRpcEnded(&ops);
-            break;
-          }
-          if (!rpc->cancel_reason && wire_inflight() > 0) {
-            const auto deadline = After(last_progress, options.server_lack_of_ack_timeout);
-            const auto budget = OperationDeadline();
-            if (now >= budget) {
-              CancelRpc(rpc,
-                        MakeError(ErrorKind::kTransmission, true,
-                                  "no ack before the send's time budget ended, with " +
-                                      std::to_string(wire_inflight()) + " requests in flight",
-                                  kGrpcDeadlineExceeded),
-                        &ops);
-            } else if (now >= deadline) {
-              CancelRpc(rpc,
-                        MakeError(ErrorKind::kTransmission, true,
-                                  "no ack for " + Millis(options.server_lack_of_ack_timeout) +
-                                      " with " + std::to_string(wire_inflight()) +
-                                      " requests in flight (server_lack_of_ack_timeout)",
-                                  kGrpcDeadlineExceeded),
-                        &ops);
-            } else {
-              wake = std::min(deadline, budget);
-            }
-          }
-          break;
-        case Phase::kPaused:
-          if (rpc->done) {
-            OnRpcEnded(&ops);
-            break;
-          }
-          if (wire_inflight() == 0 || now >= pause_deadline) {
-            // Switch RPCs: the old one is dropped (what it did not ack is replayed).
-            std::shared_ptr<Rpc> old = std::move(rpc);
-            rpc.reset();
-            CancelRpc(old, MakeError(ErrorKind::kTransmission, true, "closed after close signal"),
-                      &ops);
-            phase = Phase::kBackoff;
-            backoff_until = now;
-            break;
-          }
-          {
-            // The lack-of-ack bound holds while paused too: a server that announces a long
-            // close and then stalls must not hold the stream (and Flush, Close) for that long.
-            // It counts as a failed attempt, so a server that does it every time runs out the
-            // recovery retries instead of looping.
-            // The oldest request's time budget bounds it as well.
-            const auto ack_deadline =
-                std::min(After(last_progress, options.server_lack_of_ack_timeout),
-                         OperationDeadline());
-            if (!rpc->cancel_reason && now >= ack_deadline) {
-              CancelRpc(rpc,
-                        MakeError(ErrorKind::kTransmission, true,
-                                  "no ack for " + Millis(options.server_lack_of_ack_timeout) +
-                                      " after a close signal, with " +
-                                      std::to_string(wire_inflight()) +
-                                      " requests in flight (server_lack_of_ack_timeout)",
-                                  kGrpcDeadlineExceeded),
-                        &ops);
-              break;
-            }
-            wake = std::min(pause_deadline, ack_deadline);
-          }
-          break;
-        case Phase::kClosing:
-          if (rpc->done) {
-            OnRpcEnded(&ops);
-            break;
-          }
-          if (now >= close_deadline) {
-            if (!rpc->cancel_reason) {
-              CancelRpc(rpc, MakeError(ErrorKind::kTransmission, false, "close drain timed out"),
-                        &ops);
-            }
-          } else {
-            wake = close_deadline;
-          }
-          break;
-        case Phase::kClosed:
-        case Phase::kFailed:
-          break;
+      std::optional<Clock::time_point> wake;
+      if (fetched_headers) {
+        ContinueAttempt(&ops);
+      } else {
+        internal::StreamActions acts;
+        wake = machine->Tick(Clock::now(), &acts);
+        if (!acts.empty()) Apply(std::move(acts), &ops);
       }
       if (ops.any()) {
         lk.unlock();
@@ -1058,18 +649,13 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         lk.lock();
         continue;
       }
-      if (phase != before) continue;  // the new phase has its own deadline
-      if (!to_complete.empty() || !to_fail.empty() || stop) continue;
+      if (!to_complete.empty() || !to_fail.empty() || stop || fetched_headers) continue;
       if (wake && *wake != Clock::time_point::max()) {
         worker_cv.wait_until(lk, *wake);
       } else {
         worker_cv.wait(lk);
       }
     }
-  }
-
-  static void Execute(RpcOps& ops) {
-    if (ops.rpc) ops.rpc->Execute(ops);
   }
 
   void StopWorker() {
@@ -1125,31 +711,12 @@ void Rpc::Start(const Headers& headers, grpc::ByteBuffer create_request) {
   StartCall();
 }
 
-void Rpc::Execute(RpcOps& ops) {
-  if (ops.write) {
-    auto framed = core_->protocol->Frame(ops.write_request, ops.write_offset);
-    ops.write_request = {};
-    if (framed.ok()) {
-      write_buf_ = std::move(*framed);
-      StartWrite(&write_buf_);
-    } else {
-      // Cannot happen short of memory: the request was encoded once already at admission.
-      RpcOps more;
-      {
-        std::lock_guard<std::mutex> lk(core_->mu);
-        writing = false;
-        core_->CancelRpc(ops.rpc, MakeError(ErrorKind::kTransmission, false,
-                                         "cannot frame a request: " + framed.status().message()),
-                         &more);
-        core_->MaybeReleaseHold(ops.rpc, &more);
-      }
-      if (more.cancel) ctx.TryCancel();
-      if (more.remove_hold) RemoveHold();
-    }
-  }
-  if (ops.writes_done) StartWritesDone();
-  if (ops.cancel) ctx.TryCancel();
-  if (ops.remove_hold) RemoveHold();
+arrow::Status Rpc::Write(const OutgoingRequest& request, int64_t offset) {
+  auto framed = core_->protocol->Frame(request, offset);
+  if (!framed.ok()) return framed.status();
+  write_buf_ = std::move(*framed);
+  StartWrite(&write_buf_);
+  return arrow::Status::OK();
 }
 
 void Rpc::OnReadDone(bool ok) {
@@ -1159,22 +726,26 @@ void Rpc::OnReadDone(bool ok) {
   if (!ok) {
     std::lock_guard<std::mutex> lk(core_->mu);
     dead = true;
+    core_->machine->OnReadEnded(id);
     core_->MaybeReleaseHold(me, &ops);
   } else {
-    std::vector<internal::WireEvent> events;
+    std::vector<WireEvent> events;
     bool opened;
     {
       std::lock_guard<std::mutex> lk(core_->mu);
-      opened = created;
+      opened = core_->machine->RpcCreated(id);
     }
     core_->protocol->Parse(&read_buf_, opened, &events);
     {
       std::lock_guard<std::mutex> lk(core_->mu);
-      for (const auto& ev : events) core_->OnEvent(me, ev, &ops);
+      StreamActions acts;
+      const auto now = Clock::now();
+      for (const auto& ev : events) core_->machine->OnWireEvent(id, ev, now, &acts);
+      core_->Apply(std::move(acts), &ops);
     }
     StartRead(&read_buf_);
   }
-  Execute(ops);
+  core_->Execute(ops);
 }
 
 void Rpc::OnWriteDone(bool ok) {
@@ -1185,9 +756,12 @@ void Rpc::OnWriteDone(bool ok) {
     std::lock_guard<std::mutex> lk(core_->mu);
     writing = false;
     if (!ok) write_failed = true;
-    core_->Pump(me, &ops);
+    StreamActions acts;
+    core_->machine->OnWriteDone(id, ok, Clock::now(), &acts);
+    core_->Apply(std::move(acts), &ops);
+    core_->MaybeReleaseHold(me, &ops);
   }
-  Execute(ops);
+  core_->Execute(ops);
 }
 
 void Rpc::OnWritesDoneDone(bool ok) {
@@ -1198,21 +772,28 @@ void Rpc::OnWritesDoneDone(bool ok) {
     writing = false;
     core_->MaybeReleaseHold(me, &ops);
   }
-  Execute(ops);
+  core_->Execute(ops);
 }
 
 void Rpc::OnDone(const grpc::Status& s) {
-  AZ_TRACE("OnDone code=%d", static_cast<int>(s.error_code()));
+  AZ_TRACE("OnDone code=%d msg=%s", static_cast<int>(s.error_code()), s.error_message().c_str());
   std::shared_ptr<Rpc> keep = std::move(self);
   std::shared_ptr<ZerobusStream::Core> core = core_;
+  RpcOps ops;
   {
     std::lock_guard<std::mutex> lk(core->mu);
-    status = s;
-    done = true;
+    core->rpcs.erase(id);
     --core->live_rpcs;
+    if (core->machine->current_rpc() == id) {
+      StreamActions acts;
+      core->machine->OnRpcEnded(id, core->EndOf(s, core->machine->RpcCreated(id)), Clock::now(),
+                                &acts);
+      core->Apply(std::move(acts), &ops);
+    }
     core->worker_cv.notify_all();
     core->state_cv.notify_all();
   }
+  core->Execute(ops);
   // `keep` may be the last reference: this object ends here.
 }
 
@@ -1245,7 +826,9 @@ arrow::Result<std::unique_ptr<ZerobusStream>> ZerobusStream::Open(StreamOptions 
     core->protocol = internal::MakeEphemeralProtocol(options);
   }
   core->options = std::move(options);
-  core->backoff_until = Clock::now();
+  auto settings =
+      internal::StreamMachineSettings::From(core->options, core->channel_settings.endpoint.target());
+  core->machine = std::make_unique<internal::StreamMachine>(std::move(settings), Clock::now());
   {
     std::lock_guard<std::mutex> lk(core->mu);
     core->worker = std::thread([core, ended = core->worker_ended] {
@@ -1257,11 +840,11 @@ arrow::Result<std::unique_ptr<ZerobusStream>> ZerobusStream::Open(StreamOptions 
   std::unique_ptr<ZerobusStream> stream(new ZerobusStream(core));
   std::unique_lock<std::mutex> lk(core->mu);
   core->state_cv.wait(lk, [&] {
-    return core->phase == Phase::kOpen || core->phase == Phase::kPaused ||
-           core->phase == Phase::kFailed;
+    const Phase phase = core->machine->phase();
+    return phase == Phase::kOpen || phase == Phase::kPaused || phase == Phase::kFailed;
   });
-  if (core->phase == Phase::kFailed) {
-    arrow::Status st = core->final_status;
+  if (core->machine->phase() == Phase::kFailed) {
+    arrow::Status st = core->machine->final_status();
     lk.unlock();
     return st;  // the destructor stops the worker
   }
@@ -1302,47 +885,19 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(
   arrow::Future<IngestAck> future = arrow::Future<IngestAck>::Make();
   {
     std::unique_lock<std::mutex> lk(c.mu);
-    const auto block_deadline = After(Clock::now(), c.options.block_timeout);
-    const bool by_budget = request_limits.deadline < block_deadline;
-    const auto deadline = by_budget ? request_limits.deadline : block_deadline;
+    const auto since = Clock::now();
     while (true) {
-      if (c.phase == Phase::kFailed) return c.final_status;
-      if (c.phase == Phase::kClosed || c.closing) {
-        return MakeError(ErrorKind::kTransmission, false,
-                         "stream to " + c.options.table_name + " is closed");
-      }
-      const int64_t count = static_cast<int64_t>(c.pending.size());
-      if (count < c.options.max_inflight_requests &&
-          (count == 0 || c.inflight_bytes + size <= c.options.max_inflight_bytes)) {
-        break;
-      }
-      const std::string limits =
-          std::to_string(count) + " requests / " + std::to_string(c.inflight_bytes) +
-          " bytes in flight (max_inflight_requests=" +
-          std::to_string(c.options.max_inflight_requests) +
-          ", max_inflight_bytes=" + std::to_string(c.options.max_inflight_bytes) + ")";
-      if (c.options.when_full == FullPolicy::kReject) {
-        return MakeError(ErrorKind::kTransmission, true, "stream is full: " + limits);
-      }
-      if (c.on_worker()) {
-        return MakeError(ErrorKind::kTransmission, true,
-                         "stream is full and Ingest was called from a completion callback, "
-                         "which must not block: " + limits);
-      }
-      if (deadline == Clock::time_point::max()) {
+      const internal::AdmitDecision d =
+          c.machine->DecideAdmit(size, request_limits, since, Clock::now(), !c.on_worker());
+      if (d.kind == internal::AdmitDecision::Kind::kAdmit) break;
+      if (d.kind == internal::AdmitDecision::Kind::kRefuse) return d.error;
+      if (d.until == Clock::time_point::max()) {
         c.state_cv.wait(lk);
-      } else if (c.state_cv.wait_until(lk, deadline) == std::cv_status::timeout &&
-                 Clock::now() >= deadline) {
-        return MakeError(ErrorKind::kTransmission, true,
-                         (by_budget ? std::string("the send's time budget ended waiting for room: ")
-                                    : "timed out after " + Millis(c.options.block_timeout) +
-                                          " waiting for room (block_timeout): ") +
-                             limits);
+      } else {
+        c.state_cv.wait_until(lk, d.until);
       }
     }
-    Request req;
-    req.seq = c.next_seq++;
-    if (seq) *seq = req.seq;
+    internal::StreamRequest req;
     req.batch = batch;
     req.num_records = num_records;
     req.owner = std::move(owner);
@@ -1351,12 +906,12 @@ arrow::Result<arrow::Future<IngestAck>> ZerobusStream::Admit(
     req.size = size;
     req.limits = request_limits;
     req.future = future;
-    c.pending.push_back(std::move(req));
-    c.inflight_bytes += size;
-    ++c.stats.requests_admitted;
-    if (c.rpc) c.Pump(c.rpc, &ops);
+    internal::StreamActions acts;
+    const int64_t admitted = c.machine->Admit(std::move(req), Clock::now(), &acts);
+    if (seq) *seq = admitted;
+    c.Apply(std::move(acts), &ops);
   }
-  Core::Execute(ops);
+  c.Execute(ops);
   return future;
 }
 
@@ -1495,8 +1050,8 @@ arrow::Status ZerobusStream::Flush(milliseconds timeout) {
                      "Flush cannot be called from a completion callback");
   }
   std::unique_lock<std::mutex> lk(c.mu);
-  const int64_t target = c.next_seq - 1;
-  const auto deadline = After(Clock::now(), timeout);
+  const int64_t target = c.machine->next_seq() - 1;
+  const auto deadline = internal::SaturatingAfter(Clock::now(), timeout);
   auto done = [&] { return c.finished_through >= target; };
   bool reached = true;
   if (deadline == Clock::time_point::max()) {
@@ -1504,7 +1059,7 @@ arrow::Status ZerobusStream::Flush(milliseconds timeout) {
   } else {
     reached = c.state_cv.wait_until(lk, deadline, done);
   }
-  if (c.phase == Phase::kFailed) return c.final_status;
+  if (c.machine->phase() == Phase::kFailed) return c.machine->final_status();
   if (!reached) {
     return MakeError(ErrorKind::kTransmission, true,
                      "flush timed out after " + Millis(timeout) + " with " +
@@ -1521,44 +1076,36 @@ arrow::Status ZerobusStream::Close() {
   }
   {
     std::lock_guard<std::mutex> lk(c.mu);
-    if (c.phase == Phase::kClosed) return arrow::Status::OK();
-    if (c.phase == Phase::kFailed) return c.final_status;
-    c.closing = true;
+    if (c.machine->phase() == Phase::kClosed) return arrow::Status::OK();
+    if (c.machine->phase() == Phase::kFailed) return c.machine->final_status();
+    c.machine->BeginClose();
   }
   arrow::Status flushed = Flush(c.options.flush_timeout);
   RpcOps ops;
   {
     std::unique_lock<std::mutex> lk(c.mu);
+    internal::StreamActions acts;
     if (!flushed.ok()) {
-      c.Fail(MakeError(GetErrorKind(flushed), IsRetryable(flushed),
-                       "close: " + flushed.message()),
-             &ops);
-    } else if (c.phase == Phase::kOpen || c.phase == Phase::kPaused) {
-      // Half-close and let the server end the RPC.
-      c.phase = Phase::kClosing;
-      c.close_deadline = After(Clock::now(), c.options.recovery_timeout);
-      c.rpc->writes_wanted_done = true;
-      c.Pump(c.rpc, &ops);
-      c.worker_cv.notify_all();
-    } else if (c.phase != Phase::kFailed) {
-      // Between RPCs with nothing pending: nothing to drain.
-      if (c.rpc) c.CancelRpc(c.rpc, MakeError(ErrorKind::kTransmission, false, "closed"), &ops);
-      c.rpc.reset();
-      c.phase = Phase::kClosed;
-      c.state_cv.notify_all();
+      c.machine->Fail(MakeError(GetErrorKind(flushed), IsRetryable(flushed),
+                                "close: " + flushed.message()),
+                      &acts);
+    } else {
+      c.machine->Close(Clock::now(), &acts);
     }
+    c.Apply(std::move(acts), &ops);
   }
-  Core::Execute(ops);
+  c.Execute(ops);
   {
     // The worker finishes what failed or was acked (callbacks run on it only).
     std::unique_lock<std::mutex> lk(c.mu);
     c.state_cv.wait(lk, [&] {
-      return (c.phase == Phase::kClosed || c.phase == Phase::kFailed) && c.AllFinished();
+      const Phase phase = c.machine->phase();
+      return (phase == Phase::kClosed || phase == Phase::kFailed) && c.AllFinished();
     });
   }
   c.StopWorker();
   std::lock_guard<std::mutex> lk(c.mu);
-  return c.phase == Phase::kClosed ? arrow::Status::OK() : c.final_status;
+  return c.machine->phase() == Phase::kClosed ? arrow::Status::OK() : c.machine->final_status();
 }
 
 void ZerobusStream::Abort() {
@@ -1566,12 +1113,15 @@ void ZerobusStream::Abort() {
   RpcOps ops;
   {
     std::lock_guard<std::mutex> lk(c.mu);
-    if (c.phase == Phase::kFailed || c.phase == Phase::kClosed) return;
-    c.Fail(MakeError(ErrorKind::kTransmission, false,
-                     "stream to " + c.options.table_name + " aborted by the caller"),
-           &ops);
+    const Phase phase = c.machine->phase();
+    if (phase == Phase::kFailed || phase == Phase::kClosed) return;
+    internal::StreamActions acts;
+    c.machine->Fail(MakeError(ErrorKind::kTransmission, false,
+                              "stream to " + c.options.table_name + " aborted by the caller"),
+                    &acts);
+    c.Apply(std::move(acts), &ops);
   }
-  Core::Execute(ops);
+  c.Execute(ops);
   // The worker finishes the failed futures (callbacks run on it only); from a callback, after
   // that callback returns.
   if (c.on_worker()) return;
@@ -1581,25 +1131,22 @@ void ZerobusStream::Abort() {
 
 std::vector<UnackedRequest> ZerobusStream::TakeUnacked() {
   std::lock_guard<std::mutex> lk(core_->mu);
-  return std::move(core_->unacked);
+  return core_->machine->TakeUnacked();
 }
 
 StreamState ZerobusStream::state() const {
   std::lock_guard<std::mutex> lk(core_->mu);
-  return core_->PublicState();
+  return core_->machine->PublicState();
 }
 
 arrow::Status ZerobusStream::final_status() const {
   std::lock_guard<std::mutex> lk(core_->mu);
-  return core_->final_status;
+  return core_->machine->final_status();
 }
 
 StreamStats ZerobusStream::stats() const {
   std::lock_guard<std::mutex> lk(core_->mu);
-  StreamStats s = core_->stats;
-  s.inflight_requests = static_cast<int64_t>(core_->pending.size());
-  s.inflight_bytes = core_->inflight_bytes;
-  return s;
+  return core_->machine->stats();
 }
 
 const StreamOptions& ZerobusStream::options() const { return core_->options; }
