@@ -375,6 +375,7 @@ void StreamMachine::ScheduleRetryOrFail(arrow::Status st, StreamTime now, Stream
     return;
   }
   ++failed_attempts_;
+  if (failed_attempts_ == 1) first_error_ = st;
   if (failed_attempts_ == 1 || !recovery_policy_) {
     recovery_policy_ = std::make_unique<LimitedErrorCountRetryPolicy>(settings_.recovery_retries);
     recovery_backoff_ = std::make_unique<ExponentialBackoffPolicy>(
@@ -384,7 +385,10 @@ void StreamMachine::ScheduleRetryOrFail(arrow::Status st, StreamTime now, Stream
   auto give_up = [&](const std::string& why) {
     Fail(MakeError(GetErrorKind(st), true,
                    "stream recovery gave up after " + std::to_string(failed_attempts_) +
-                       " failed attempts" + why + "; last error: " + st.message(),
+                       " failed attempts" + why + "; last error: " + st.message() +
+                       (first_error_.message() == st.message()
+                            ? std::string()
+                            : "; first attempt's error: " + first_error_.message()),
                    detail ? detail->grpc_code() : std::nullopt,
                    detail ? detail->server_code() : std::nullopt),
          out);

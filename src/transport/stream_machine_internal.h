@@ -252,6 +252,9 @@ class StreamMachine {
   bool probe_tls_ = false;  // the last open was closed unanswered: check for a TLS server
   bool auth_retry_used_ = false;
   arrow::Status last_error_;  // of the latest failed attempt
+  // Of the first failed attempt in a row: named beside the last when they differ (a last attempt
+  // cut short by the budget says less than a refused connection before it).
+  arrow::Status first_error_;
 
   StreamStats stats_;
 };

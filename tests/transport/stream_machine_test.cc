@@ -390,7 +390,8 @@ TEST_F(StreamMachineTest, RecoveryRetriesExhaustedFailEveryPendingFutureWithTheL
   EXPECT_EQ(m->phase(), StreamPhase::kFailed);
   EXPECT_THAT(Seqs(acts.failed), ElementsAre(0, 1));
   EXPECT_EQ(acts.failure.message(),
-            "stream recovery gave up after 3 failed attempts; last error: boom 3");
+            "stream recovery gave up after 3 failed attempts; last error: boom 3; first "
+            "attempt's error: boom 1");
   EXPECT_TRUE(IsRetryable(acts.failure));
   EXPECT_EQ(GetErrorKind(acts.failure), ErrorKind::kConnection);
   EXPECT_EQ(GetZerobusDetail(acts.failure)->grpc_code(), kUnavailable);
