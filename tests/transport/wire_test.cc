@@ -6,7 +6,7 @@
 #include <grpcpp/impl/codegen/proto_utils.h>
 
 #include "auth/sha256_internal.h"
-#include "transport/endpoint_internal.h"
+#include "common/endpoint.h"
 #include "transport/wire_internal.h"
 #include "zerobus.pb.h"
 
