@@ -2,6 +2,8 @@
 
 #include <ostream>
 
+#include "common/secure_wipe_internal.h"
+
 namespace arrow_zerobus {
 
 SecretString::SecretString(SecretString&& other) noexcept : value_(std::move(other.value_)) {
@@ -27,12 +29,7 @@ SecretString& SecretString::operator=(SecretString&& other) noexcept {
 
 SecretString::~SecretString() { Wipe(); }
 
-void SecretString::Wipe() {
-  // volatile so the compiler cannot drop the stores as dead before deallocation.
-  volatile char* p = value_.data();
-  for (size_t i = 0; i < value_.size(); ++i) p[i] = 0;
-  value_.clear();
-}
+void SecretString::Wipe() { internal::SecureWipe(&value_); }
 
 std::ostream& operator<<(std::ostream& os, const SecretString& secret) {
   return os << secret.ToString();
