@@ -15,7 +15,7 @@
 #include <arrow/result.h>
 #include <arrow/status.h>
 
-#include "arrow_zerobus/config.h"  // SecretString
+#include "arrow_zerobus/secret.h"
 
 namespace arrow_zerobus {
 

@@ -12,10 +12,10 @@
 #include "arrow_zerobus/errors.h"
 #include "auth/sha256_internal.h"
 #include "arrow_zerobus/log.h"
+#include "common/endpoint.h"
 #include "common/http_client.h"
 #include "common/retry_policy.h"
-#include "transport/channel_internal.h"
-#include "transport/endpoint_internal.h"
+#include "common/user_agent.h"
 
 namespace arrow_zerobus {
 

@@ -14,7 +14,7 @@
 
 #include <arrow/result.h>
 
-#include "arrow_zerobus/config.h"
+#include "arrow_zerobus/secret.h"
 
 namespace arrow_zerobus::internal {
 

@@ -1,4 +1,4 @@
-#include "encode/decimal_text_internal.h"
+#include "encode/decimal_text.h"
 
 #include <cstring>
 

@@ -11,7 +11,7 @@
 #include <arrow/type_traits.h>
 
 #include "arrow_zerobus/errors.h"
-#include "encode/decimal_text_internal.h"
+#include "encode/decimal_text.h"
 #include "encode/scalar_writer_internal.h"
 
 namespace arrow_zerobus::encode_internal {

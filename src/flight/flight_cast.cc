@@ -18,7 +18,7 @@
 #include "arrow_zerobus/delta_types.h"
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/flight_schema.h"
-#include "encode/decimal_text_internal.h"
+#include "encode/decimal_text.h"
 
 namespace arrow_zerobus {
 

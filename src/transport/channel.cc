@@ -12,20 +12,9 @@
 #include <grpcpp/support/channel_arguments.h>
 
 #include "arrow_zerobus/errors.h"
-#include "arrow_zerobus/version.h"
+#include "common/user_agent.h"
 
 namespace arrow_zerobus::internal {
-
-std::string UserAgent(const std::string& application_name) {
-  std::string ua(kProductName);
-  ua += "/";
-  ua += kVersion;
-  if (!application_name.empty()) {
-    ua += " ";
-    ua += application_name;
-  }
-  return ua;
-}
 
 arrow::Result<std::string> ReadCaFile(const std::string& path, const std::string& option) {
   std::ifstream in(path, std::ios::binary);

@@ -1,5 +1,5 @@
 // gRPC channel for a Zerobus endpoint: TLS with the system roots (or a CA file), plaintext only
-// for http://, the project's user-agent, and settings for large messages.
+// for http://, the project's user-agent (common/user_agent.h), and settings for large messages.
 #pragma once
 
 #include <chrono>
@@ -9,7 +9,7 @@
 #include <arrow/result.h>
 #include <grpcpp/channel.h>
 
-#include "transport/endpoint_internal.h"
+#include "common/endpoint.h"
 
 namespace arrow_zerobus::internal {
 
@@ -20,9 +20,6 @@ struct ChannelSettings {
   // gRPC's connection attempt timeout (it is also its minimum reconnect backoff).
   std::chrono::milliseconds connect_timeout{20'000};
 };
-
-// "arrow-zerobus/<version>[ <application name>]".
-std::string UserAgent(const std::string& application_name);
 
 // Reads a PEM bundle; Configuration error naming `option` when it is missing, unreadable or has
 // no certificate.

@@ -33,10 +33,10 @@
 
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/log.h"
+#include "common/endpoint.h"
 #include "common/http_client.h"
 #include "common/retry_policy.h"
 #include "transport/channel_internal.h"
-#include "transport/endpoint_internal.h"
 #include "transport/flight_wire_internal.h"
 #include "transport/protocol_internal.h"
 #include "transport/stream_machine_internal.h"

@@ -15,7 +15,7 @@
 
 #include "arrow_zerobus/schema.h"
 #include "arrow_zerobus/stream.h"
-#include "encode/wire_internal.h"
+#include "encode/wire.h"
 #include "zerobus.pb.h"
 
 namespace arrow_zerobus::internal {

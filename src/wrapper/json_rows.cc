@@ -11,7 +11,7 @@
 
 #include "arrow_zerobus/errors.h"
 #include "common/proto_wire.h"
-#include "encode/wire_internal.h"
+#include "encode/wire.h"
 
 namespace arrow_zerobus::internal {
 

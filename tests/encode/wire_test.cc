@@ -6,7 +6,7 @@
 #include <arrow/util/decimal.h>
 #include <gtest/gtest.h>
 
-#include "encode/decimal_text_internal.h"
+#include "encode/decimal_text.h"
 #include "encode/wire_internal.h"
 
 namespace arrow_zerobus::encode_internal {

@@ -10,7 +10,6 @@
 
 #include "arrow_zerobus/errors.h"
 #include "arrow_zerobus/flight_schema.h"
-#include "arrow_zerobus/wrapper.h"
 
 namespace arrow_zerobus {
 namespace {
@@ -156,18 +155,6 @@ TEST(FlightSchema, FromTheBatchSchemaThroughTheDeltaMapping) {
   });
   EXPECT_TRUE(target->flight_schema->Equals(*expected)) << target->flight_schema->ToString();
   EXPECT_TRUE(target->table_schema->field(3)->type()->Equals(*arrow::decimal128(12, 3)));
-}
-
-TEST(FlightSchema, FromAUnityCatalogTableInPositionOrder) {
-  auto table = ArrowSchemaFromUnityCatalogTable(R"json({"columns": [
-      {"name": "amount", "type_text": "decimal(5,2)", "nullable": true, "position": 1},
-      {"name": "id", "type_text": "bigint", "nullable": false, "position": 0}]})json");
-  ASSERT_TRUE(table.ok()) << table.status().ToString();
-  auto target = FlightTargetForTableSchema(*table);
-  ASSERT_TRUE(target.ok()) << target.status().ToString();
-  EXPECT_TRUE(target->flight_schema->Equals(*arrow::schema(
-      {arrow::field("id", arrow::int64(), false), arrow::field("amount", arrow::large_utf8())})))
-      << target->flight_schema->ToString();
 }
 
 TEST(FlightSchema, RefusalsNameTheColumn) {

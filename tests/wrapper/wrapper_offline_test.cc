@@ -447,6 +447,20 @@ TEST(TypeTextTest, TableColumnsAreOrderedByPosition) {
   EXPECT_FALSE(ArrowSchemaFromUnityCatalogTable(R"({"columns": []})").ok());
 }
 
+// The wrapper's Unity Catalog mapping feeding the Flight target (here: tests/flight/ links the
+// flight module alone, without the wrapper).
+TEST(FlightSchema, FromAUnityCatalogTableInPositionOrder) {
+  auto table = ArrowSchemaFromUnityCatalogTable(R"json({"columns": [
+      {"name": "amount", "type_text": "decimal(5,2)", "nullable": true, "position": 1},
+      {"name": "id", "type_text": "bigint", "nullable": false, "position": 0}]})json");
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  auto target = FlightTargetForTableSchema(*table);
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  EXPECT_TRUE(target->flight_schema->Equals(*arrow::schema(
+      {arrow::field("id", arrow::int64(), false), arrow::field("amount", arrow::large_utf8())})))
+      << target->flight_schema->ToString();
+}
+
 // ---- JSON rows ---------------------------------------------------------------------------------
 
 // Every type the encoder writes, nulls included, as JSON rows parsed back.

@@ -1,4 +1,5 @@
-// Parsing of Zerobus endpoint URLs (protocol doc section 2).
+// Parsing of Zerobus endpoint URLs (protocol doc section 2): one parser for configuration
+// validation, the OAuth workspace id and the transport's channel.
 #pragma once
 
 #include <string>

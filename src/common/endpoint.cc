@@ -1,4 +1,4 @@
-#include "transport/endpoint_internal.h"
+#include "common/endpoint.h"
 
 #include <cctype>
 #include <charconv>
