@@ -52,9 +52,10 @@ build() {  # dir programs...
 }
 
 # The ThreadSanitizer tests that meet no gRPC stream (fixtures of the transport and wrapper
-# test programs): OAuth token source and refresh, framing, endpoints, wrapper configuration
-# and its writer-disabled send path, retry policy, JSON rows, type text, Arrow Flight framing.
-TSAN_STRICT_TESTS='^(AuthTest|FramingTest|Offsets/FramingTest|EndpointTest|StreamOptionsTest|Sha256Test|WrapperMakeTest|AllOptions/WrapperConfigErrorTest|WrapperWriterDisabledTest|TypeTextTest|JsonRowsTest|RetryPolicyTest|FlightWire)\.'
+# test programs): OAuth token source and refresh, framing, the stream's state machine, wrapper
+# configuration and its writer-disabled send path, retry policy, JSON rows, type text, Arrow
+# Flight framing.
+TSAN_STRICT_TESTS='^(AuthTest|FramingTest|Offsets/FramingTest|StreamMachineTest|StreamOptionsTest|Sha256Test|WrapperMakeTest|AllOptions/WrapperConfigErrorTest|WrapperWriterDisabledTest|TypeTextTest|JsonRowsTest|RetryPolicyTest|FlightWire)\.'
 
 seconds() { date +%s; }
 declare -A took
