@@ -345,6 +345,8 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
   Headers attempt_headers;
   std::shared_ptr<grpc::Channel> attempt_channel;
   bool stop = false;  // the worker exits
+  bool invalidate_headers = false;  // the token was refused: the next fetch drops it first
+  internal::StreamPhase traced_phase = internal::StreamPhase::kBackoff;  // debug traces
 
   int64_t finished_through = -1;  // every future with seq <= this has been finished
   int delivering = 0;             // Deliver calls finishing futures right now
@@ -378,8 +380,9 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
         case Kind::kWarn:
           break;
         case Kind::kInvalidateHeaders:
-          // Before the next fetch can start: now, under the lock.
-          options.headers_provider->Invalidate();
+          // Done by the next fetch, before it asks for headers: never under `mu` (this may be
+          // gRPC's callback thread, and a provider may block in Invalidate).
+          invalidate_headers = true;
           continue;
         case Kind::kStartRpc: {
           auto r = std::make_shared<Rpc>(shared_from_this(), std::move(attempt_channel), a.rpc);
@@ -412,6 +415,18 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       }
       op.action = std::move(a);
       ops->ops.push_back(std::move(op));
+    }
+    if (LogEnabled(LogSeverity::kDebug)) {
+      if (!to_complete.empty()) {
+        AZ_TRACE("acked through seq %lld", static_cast<long long>(to_complete.back().seq));
+      }
+      const internal::StreamPhase now_phase = machine->phase();
+      if (now_phase != traced_phase) {
+        AZ_TRACE("phase %s -> %s (%lld failed attempts so far)",
+                 internal::StreamPhaseName(traced_phase), internal::StreamPhaseName(now_phase),
+                 static_cast<long long>(machine->stats().rpc_failures));
+        traced_phase = now_phase;
+      }
     }
     worker_cv.notify_all();
     state_cv.notify_all();
@@ -575,6 +590,12 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
 
   // On the opener thread: the attempt's headers and channel, handed to the worker.
   void FetchHeaders(Clock::time_point budget, bool probe_tls_first) {
+    bool invalidate;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      invalidate = std::exchange(invalidate_headers, false);
+    }
+    if (invalidate) options.headers_provider->Invalidate();
     if (probe_tls_first && internal::SpeaksTls(channel_settings.endpoint.target(),
                                                internal::Deadline(budget).Cap(milliseconds(2000)))) {
       std::lock_guard<std::mutex> lk(mu);
@@ -636,9 +657,10 @@ struct ZerobusStream::Core : std::enable_shared_from_this<ZerobusStream::Core> {
       if (stop) break;
       RpcOps ops;
       std::optional<Clock::time_point> wake;
-      if (fetched_headers) {
-        ContinueAttempt(&ops);
-      } else {
+      // After a fetch the machine is asked for its next wake-up too, so the worker never waits
+      // without one however the fetch's result was handled.
+      if (fetched_headers) ContinueAttempt(&ops);
+      {
         internal::StreamActions acts;
         wake = machine->Tick(Clock::now(), &acts);
         if (!acts.empty()) Apply(std::move(acts), &ops);

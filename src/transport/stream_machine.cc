@@ -23,6 +23,26 @@ std::string Millis(milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
 }  // namespace
 
+const char* StreamPhaseName(StreamPhase phase) {
+  switch (phase) {
+    case StreamPhase::kBackoff:
+      return "backoff";
+    case StreamPhase::kConnecting:
+      return "connecting";
+    case StreamPhase::kOpen:
+      return "open";
+    case StreamPhase::kPaused:
+      return "paused";
+    case StreamPhase::kClosing:
+      return "closing";
+    case StreamPhase::kClosed:
+      return "closed";
+    case StreamPhase::kFailed:
+      return "failed";
+  }
+  return "?";
+}
+
 StreamMachineSettings StreamMachineSettings::From(const StreamOptions& options,
                                                   std::string target) {
   StreamMachineSettings s;

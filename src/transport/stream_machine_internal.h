@@ -72,6 +72,9 @@ enum class StreamPhase : int8_t {
   kFailed,
 };
 
+// "backoff", "connecting", ... (for logs).
+const char* StreamPhaseName(StreamPhase phase);
+
 // What the machine needs of StreamOptions (plus the endpoint, for messages).
 struct StreamMachineSettings {
   std::string table_name;

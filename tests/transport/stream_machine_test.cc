@@ -277,9 +277,11 @@ TEST_F(StreamMachineTest, AcksByOffsetCompleteFuturesInOrder) {
   acts = {};
   m->OnWireEvent(rpc, AckOffset(1), T(2), &acts);
   EXPECT_THAT(Seqs(acts.completed), ElementsAre(0, 1));
-  m->OnWireEvent(rpc, AckOffset(1), T(2), &acts);  // a repeat says nothing new
+  EXPECT_EQ(m->Tick(T(2), &acts), T(1002));  // the lack-of-ack bound, from the last progress
+  m->OnWireEvent(rpc, AckOffset(1), T(500), &acts);  // a repeat says nothing new...
   EXPECT_THAT(Seqs(acts.completed), ElementsAre(0, 1));
-  m->OnWireEvent(rpc, AckOffset(3), T(3), &acts);
+  EXPECT_EQ(m->Tick(T(500), &acts), T(1002));  // ...and is no progress
+  m->OnWireEvent(rpc, AckOffset(3), T(501), &acts);
   EXPECT_THAT(Seqs(acts.completed), ElementsAre(0, 1, 2, 3));
   EXPECT_THAT(Ops(acts), IsEmpty());
   EXPECT_EQ(m->stats().requests_acked, 4);
@@ -356,9 +358,12 @@ TEST_F(StreamMachineTest, RecoveryReplaysExactlyTheUnackedRequestsInOrderWithNew
   EXPECT_EQ(m->phase(), StreamPhase::kBackoff);
   const uint64_t rpc2 = OpenAt(103);
   EXPECT_THAT(DrainWrites(rpc2, 103), ElementsAre("write 2@0 r2", "write 2@1 r3"));
-  // Acks of the old RPC are ignored: the replay covers them.
-  m->OnWireEvent(rpc, AckOffset(3), T(104), &acts);
+  // Acks of the old RPC are ignored: the replay covers them (on the new RPC, offset 0 would
+  // complete r2).
+  acts = {};
+  m->OnWireEvent(rpc, AckOffset(0), T(104), &acts);
   EXPECT_THAT(acts.completed, IsEmpty());
+  EXPECT_THAT(Ops(acts), IsEmpty());
   m->OnWireEvent(rpc2, AckOffset(1), T(104), &acts);
   EXPECT_THAT(Seqs(acts.completed), ElementsAre(2, 3));
   EXPECT_EQ(acts.completed[0].sends, 2);

@@ -403,9 +403,7 @@ TEST_F(AuthHttpTest, AdminStatsCountRowsBytesCommitsAndAcks) {
   EXPECT_GE(t["commits"].get<int64_t>(), 1);
   EXPECT_EQ(t["acks"], s["acks"]);
   EXPECT_TRUE(call.Close().ok());
-  for (int i = 0; i < 100 && emulator_->open_streams() > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ASSERT_TRUE(WaitForStreamsEnded(*emulator_));
   stats = json::parse(HttpGet(*emulator_, "/admin/stats").body);
   EXPECT_EQ(stats["streams"][0]["open"], false);
   EXPECT_EQ(stats["streams"][0]["status_code"], 0);

@@ -396,6 +396,7 @@ TEST_F(FlightTest, SchemaReadyBatchesDurableAcksRowsInDeltaTable) {
     EXPECT_DOUBLE_EQ(values->Value(i), i / 2.0);
   }
 
+  ASSERT_TRUE(WaitForStreamsEnded(*emulator_));
   auto stats = emulator_->Stats();
   ASSERT_EQ(stats["streams"].size(), 1u);
   const auto& s = stats["streams"][0];

@@ -1,10 +1,12 @@
 #include "server_test_util.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <arrow/io/file.h>
 #include <gtest/gtest.h>
@@ -298,6 +300,15 @@ HttpResult HttpPost(const Emulator& emulator, const std::string& path, const std
 HttpResult HttpDelete(const Emulator& emulator, const std::string& path) {
   auto c = HttpClientFor(emulator);
   return ToResult(c->Delete(path));
+}
+
+bool WaitForStreamsEnded(const Emulator& emulator) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (emulator.open_streams() > 0) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 }  // namespace arrow_zerobus::emulator::testing

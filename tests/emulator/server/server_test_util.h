@@ -125,4 +125,9 @@ HttpResult HttpPost(const Emulator& emulator, const std::string& path, const std
                     const std::vector<std::pair<std::string, std::string>>& headers = {});
 HttpResult HttpDelete(const Emulator& emulator, const std::string& path);
 
+// Waits (at most 10 s) until every stream's RPC has ended on the server: a client's Close
+// returns once it has the status, possibly before the server's reactor has recorded the end.
+// False on timeout.
+bool WaitForStreamsEnded(const Emulator& emulator);
+
 }  // namespace arrow_zerobus::emulator::testing

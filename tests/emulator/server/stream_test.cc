@@ -449,10 +449,7 @@ TEST_F(StreamTest, ClientVanishingMidStreamLeavesOtherStreamsWorking) {
   EXPECT_EQ(healthy.ReadAcksUntil(49).back(), 49);
   EXPECT_TRUE(healthy.Close().ok());
   // Vanished streams are cleaned up.
-  for (int i = 0; i < 200 && emulator_->open_streams() > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(emulator_->open_streams(), 0);
+  EXPECT_TRUE(WaitForStreamsEnded(*emulator_));
   auto t = ReadBack(table_b);
   ASSERT_NE(t, nullptr);
   EXPECT_EQ(t->num_rows(), 50);
