@@ -205,6 +205,9 @@ TEST_F(WrapperTest, RetrySendsOnlyTheUnackedChunkAgain) {
   auto config = FastConfig(*emu_, kTable);
   config.recovery_retries = 0;       // the first break is final for the stream
   config.max_inflight_requests = 1;  // chunk 2 goes out only after chunk 1 is acked
+  // Only the injected break may end the stream: storing a 10 MB request can take longer than
+  // the fast 3 s ack timeout on a slow machine (under ThreadSanitizer it did).
+  config.ack_timeout_ms = 60000;
   auto w = MakeWrapper(config);
   // ~11 MB of rows (names of 2000 bytes, every fifth one null): two chunks, since one request
   // holds at most 10 MiB - 64 KiB.
@@ -233,6 +236,7 @@ TEST_F(WrapperTest, RetrySendsOnlyTheUnackedChunkAgain) {
 TEST_F(WrapperTest, NonRetryableBreakMidBatchKeepsTheAckedChunkSuccessful) {
   auto config = FastConfig(*emu_, kTable);
   config.max_inflight_requests = 1;  // chunk 2 goes out only after chunk 1 is acked
+  config.ack_timeout_ms = 60000;     // only the injected break ends the stream, as above
   auto w = MakeWrapper(config);
   const int64_t n = 7000;  // two chunks, as above
   AddFault(EndStream(2, kInvalidArgument, "refused in the middle", 1));
